@@ -18,7 +18,8 @@ static int test_failures;
 
 #define TEST(fn) do { test_failed_now = 0; fn(); \
 	if (test_failed_now) { test_failures++; printf("FAIL: %s\n", #fn); } \
-	else printf("PASS: %s\n", #fn); fflush(stdout); } while (0)
+	else { printf("PASS: %s\n", #fn); } \
+	fflush(stdout); } while (0)
 #define SKIP(fn, why) printf("SKIP: %s: %s\n", #fn, why)
 
 #define TEST_EXIT() return test_failures ? 1 : 0
