@@ -21,7 +21,8 @@ void evloop_stop(struct evloop *ev);          /* joins it */
 int evloop_add_fd(struct evloop *ev, int fd, uint32_t events, ev_fd_cb cb, void *opaque);
 int evloop_del_fd(struct evloop *ev, int fd);
 
-/* Timers are created once and armed many times (thread-safe). */
+/* Timers are created once and armed many times (thread-safe). Free a timer
+ * only after evloop_stop, or from the loop thread itself. */
 int ev_timer_new(struct evloop *ev, ev_timer_cb cb, void *opaque, struct ev_timer **ret);
 void ev_timer_free(struct ev_timer *t);
 void ev_timer_arm(struct ev_timer *t, uint64_t deadline_ns);  /* absolute, now_ns() clock */

@@ -1,0 +1,2 @@
+LIB_SRCS += $(wildcard monitor/*.c)
+UNIT_TESTS += monitor
