@@ -66,6 +66,15 @@ $(BUILD)/tests/unit/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tests/unit/%
 
 unit-bins: $(UNIT_BINS)
 
+# libFuzzer harnesses: tests/fuzz/NAME.c linked with the library sources it
+# names in FUZZ_SRCS_NAME (built with clang, ASan + UBSan).
+FUZZ_BINS := $(FUZZERS:%=build/fuzz/%)
+fuzz: $(FUZZ_BINS)
+build/fuzz/%: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+		-o $@ $< $(FUZZ_SRCS_$*) $(PKG_LIBS) -lm
+
 deps:
 	@sh mk/deps.sh
 
