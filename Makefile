@@ -9,6 +9,7 @@
 #   make deps       install missing Debian packages (root only)
 #   make install PREFIX=/usr/local
 
+.DEFAULT_GOAL := all
 CC      ?= gcc
 PREFIX  ?= /usr/local
 SANITIZE ?= 0
