@@ -1,0 +1,494 @@
+/* Streaming import of a file into a tree: one reader thread (skipping holes
+ * with SEEK_DATA/SEEK_HOLE), two workers that detect zero chunks, hash,
+ * look for existing copies and compress, and the calling thread as the only
+ * SQLite writer, storing chunks in file order and building the tree as it
+ * goes. Jobs of about 1 MiB pass through NSLOTS slots, so memory stays
+ * bounded whatever the file size. */
+#include <errno.h>
+#include <stdio.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "image/store_int.h"
+
+#define NSLOTS 8
+#define NWORKERS 2
+#define JOB_BYTES (1u << 20)
+#define TXN_BYTES (64ull << 20)   /* stored bytes per write transaction */
+
+enum { SLOT_FREE, SLOT_FILLED, SLOT_WORKING, SLOT_DONE };
+enum { C_ZERO = 1, C_EXISTS = 2, C_NEW = 3 };
+
+struct slot {
+	int state;
+	int err;
+	uint64_t seq, first;
+	unsigned n;
+	uint8_t *in;                       /* n chunks */
+	size_t *len;
+	uint8_t *what;                     /* C_* per chunk; reader sets 1 for holes */
+	struct store_hash *h;
+	uint8_t *out;                      /* compressed chunks, back to back */
+	size_t *out_off, *out_len;
+	uint8_t *codec;
+};
+
+struct import {
+	struct store *s;
+	int fd;
+	uint64_t size, nchunks;
+	uint32_t chunk;
+	unsigned per_job;
+	uint64_t njobs;
+	struct slot slots[NSLOTS];
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	bool stop;
+	int err;
+	char errmsg[512];
+	uint64_t next_work;                /* lowest job seq not yet taken by a worker */
+};
+
+static void fail(struct import *im, int err)
+{
+	pthread_mutex_lock(&im->m);
+	if (!im->err) {
+		im->err = err;
+		snprintf(im->errmsg, sizeof(im->errmsg), "%s", store_last_error());
+	}
+	im->stop = true;
+	pthread_cond_broadcast(&im->cv);
+	pthread_mutex_unlock(&im->m);
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+	if (n == 0)
+		return true;
+	/* Check 16 bytes first: most data chunks fail here. */
+	size_t head = n < 16 ? n : 16;
+	for (size_t i = 0; i < head; i++)
+		if (p[i])
+			return false;
+	return !memcmp(p, p + head, n - head) ? true : false;
+}
+
+static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pread(fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return store_err(errno, "cannot read the input at offset %llu: %s",
+					 (unsigned long long)off, strerror(errno));
+		if (n == 0)
+			return store_err(EIO, "the input file shrank while it was being imported "
+					 "(at offset %llu)", (unsigned long long)off);
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static void *reader_main(void *arg)
+{
+	struct import *im = arg;
+	uint64_t data_start = 0, data_end = 0;   /* current data extent */
+	bool seek_ok = true;
+	for (uint64_t seq = 0; seq < im->njobs; seq++) {
+		struct slot *sl = &im->slots[seq % NSLOTS];
+		pthread_mutex_lock(&im->m);
+		while (sl->state != SLOT_FREE && !im->stop)
+			pthread_cond_wait(&im->cv, &im->m);
+		bool stop = im->stop;
+		pthread_mutex_unlock(&im->m);
+		if (stop)
+			return NULL;
+		sl->seq = seq;
+		sl->first = seq * im->per_job;
+		sl->n = (unsigned)(im->nchunks - sl->first < im->per_job ? im->nchunks - sl->first :
+				   im->per_job);
+		int r = 0;
+		for (unsigned i = 0; i < sl->n && !r; i++) {
+			uint64_t off = (sl->first + i) * im->chunk;
+			size_t len = im->size - off < im->chunk ? (size_t)(im->size - off) : im->chunk;
+			sl->len[i] = len;
+			sl->what[i] = 0;
+			if (seek_ok && off >= data_end) {
+				off_t d = lseek(im->fd, (off_t)off, SEEK_DATA);
+				if (d < 0 && errno == ENXIO) {
+					data_start = data_end = UINT64_MAX;   /* only holes left */
+				} else if (d < 0) {
+					seek_ok = false;
+				} else {
+					off_t e = lseek(im->fd, d, SEEK_HOLE);
+					data_start = (uint64_t)d;
+					data_end = e < 0 ? im->size : (uint64_t)e;
+				}
+			}
+			if (seek_ok && data_start >= off + len) {
+				sl->what[i] = C_ZERO;   /* inside a hole */
+				continue;
+			}
+			r = read_full(im->fd, sl->in + (size_t)i * im->chunk, len, off);
+		}
+		pthread_mutex_lock(&im->m);
+		sl->err = r;
+		sl->state = SLOT_FILLED;
+		pthread_cond_broadcast(&im->cv);
+		pthread_mutex_unlock(&im->m);
+		if (r) {
+			fail(im, r);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+struct worker {
+	struct import *im;
+	sqlite3 *db;
+	sqlite3_stmt *has;
+};
+
+static int process(struct worker *w, struct slot *sl)
+{
+	struct import *im = w->im;
+	size_t out = 0;
+	for (unsigned i = 0; i < sl->n; i++) {
+		uint8_t *p = sl->in + (size_t)i * im->chunk;
+		if (sl->what[i] == C_ZERO || is_zero(p, sl->len[i])) {
+			sl->what[i] = C_ZERO;
+			memset(&sl->h[i], 0, sizeof(sl->h[i]));
+			continue;
+		}
+		store_hash_buf(p, sl->len[i], &sl->h[i]);
+		if (w->has) {
+			sqlite3_bind_blob(w->has, 1, sl->h[i].b, STORE_HASH_LEN, SQLITE_STATIC);
+			int rc = sqlite3_step(w->has);
+			sqlite3_reset(w->has);
+			if (rc == SQLITE_ROW) {
+				sl->what[i] = C_EXISTS;
+				continue;
+			}
+		}
+		sl->what[i] = C_NEW;
+		sl->out_off[i] = out;
+		size_t n, cap = sl->len[i] - sl->len[i] / 32;
+		if (sl->len[i] >= 64 &&
+		    !store_compress(im->s, p, sl->len[i], sl->out + out, cap, &n)) {
+			sl->codec[i] = STORE_CODEC_ZSTD;
+		} else {
+			memcpy(sl->out + out, p, sl->len[i]);
+			n = sl->len[i];
+			sl->codec[i] = STORE_CODEC_RAW;
+		}
+		sl->out_len[i] = n;
+		out += n;
+	}
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct import *im = w->im;
+	for (;;) {
+		pthread_mutex_lock(&im->m);
+		struct slot *sl = NULL;
+		while (!im->stop) {
+			if (im->next_work < im->njobs) {
+				struct slot *c = &im->slots[im->next_work % NSLOTS];
+				if (c->state == SLOT_FILLED && c->seq == im->next_work) {
+					sl = c;
+					break;
+				}
+			} else {
+				break;
+			}
+			pthread_cond_wait(&im->cv, &im->m);
+		}
+		if (!sl) {
+			pthread_mutex_unlock(&im->m);
+			return NULL;
+		}
+		sl->state = SLOT_WORKING;
+		im->next_work++;
+		pthread_mutex_unlock(&im->m);
+		int r = sl->err ? sl->err : process(w, sl);
+		pthread_mutex_lock(&im->m);
+		sl->err = r;
+		sl->state = SLOT_DONE;
+		pthread_cond_broadcast(&im->cv);
+		pthread_mutex_unlock(&im->m);
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Stores one finished job: called by the writer (calling thread). */
+static int store_job(struct import *im, struct tree_writer *tw, struct slot *sl,
+		     struct store_import_stats *st, uint64_t *txn_bytes)
+{
+	struct store *s = im->s;
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < sl->n && r >= 0; i++) {
+		if (sl->what[i] == C_ZERO) {
+			st->zero_bytes += sl->len[i];
+			continue;
+		}
+		st->chunks++;
+		if (sl->what[i] == C_EXISTS) {
+			/* Found by the worker outside this transaction: make sure it
+			 * is still there (gc may have run) and pin it. */
+			r = store_pin_locked(s, &sl->h[i]);
+			if (r != 0)
+				continue;
+			const void *stored;
+			size_t slen;
+			enum store_codec codec;
+			void *buf;
+			uint8_t *p = sl->in + (size_t)i * im->chunk;
+			if ((r = store_encode(s, p, sl->len[i], &stored, &slen, &codec, &buf)))
+				break;
+			r = store_insert_locked(s, &sl->h[i], STORE_BLOB, sl->len[i], codec, stored,
+						slen);
+			free(buf);
+			if (r > 0) {
+				st->new_chunks++;
+				st->new_stored += slen;
+				*txn_bytes += slen;
+			}
+			continue;
+		}
+		r = store_insert_locked(s, &sl->h[i], STORE_BLOB, sl->len[i], sl->codec[i],
+					sl->out + sl->out_off[i], sl->out_len[i]);
+		if (r > 0) {
+			st->new_chunks++;
+			st->new_stored += sl->out_len[i];
+			*txn_bytes += sl->out_len[i];
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < sl->n; i++)
+		if ((r = tree_writer_push(tw, &sl->h[i])))
+			return r;
+	return 0;
+}
+
+static int input_size(int fd, uint64_t *ret)
+{
+	struct stat sb;
+	if (fstat(fd, &sb))
+		return store_err(errno, "cannot stat the input: %s", strerror(errno));
+	if (S_ISREG(sb.st_mode)) {
+		*ret = (uint64_t)sb.st_size;
+		return 0;
+	}
+	if (S_ISBLK(sb.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, ret))
+			return store_err(errno, "cannot get the size of the block device: %s",
+					 strerror(errno));
+		return 0;
+	}
+	return store_err(EINVAL, "the input is not a regular file or block device");
+}
+
+static int slots_alloc(struct import *im)
+{
+	size_t cb = store_compress_bound(im->chunk);
+	for (int i = 0; i < NSLOTS; i++) {
+		struct slot *sl = &im->slots[i];
+		unsigned n = im->per_job;
+		sl->in = malloc((size_t)n * im->chunk);
+		sl->len = calloc(n, sizeof(*sl->len));
+		sl->what = calloc(n, 1);
+		sl->h = calloc(n, sizeof(*sl->h));
+		sl->out = malloc((size_t)n * cb);
+		sl->out_off = calloc(n, sizeof(size_t));
+		sl->out_len = calloc(n, sizeof(size_t));
+		sl->codec = calloc(n, 1);
+		if (!sl->in || !sl->len || !sl->what || !sl->h || !sl->out || !sl->out_off ||
+		    !sl->out_len || !sl->codec)
+			return store_err(ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static void slots_free(struct import *im)
+{
+	for (int i = 0; i < NSLOTS; i++) {
+		struct slot *sl = &im->slots[i];
+		free(sl->in);
+		free(sl->len);
+		free(sl->what);
+		free(sl->h);
+		free(sl->out);
+		free(sl->out_off);
+		free(sl->out_len);
+		free(sl->codec);
+	}
+}
+
+static int run_writer(struct import *im, const struct store_progress *progress,
+		      struct store_hash *ret_root, struct store_import_stats *st)
+{
+	struct store *s = im->s;
+	struct tree_writer *tw;
+	int r = tree_writer_new(s, im->size, &tw);
+	if (r)
+		return r;
+	if ((r = store_txn_begin(s))) {
+		tree_writer_free(tw);
+		return r;
+	}
+	uint64_t txn_bytes = 0, last = now_ms();
+	for (uint64_t seq = 0; seq < im->njobs && !r; seq++) {
+		struct slot *sl = &im->slots[seq % NSLOTS];
+		pthread_mutex_lock(&im->m);
+		while ((sl->state != SLOT_DONE || sl->seq != seq) && !im->stop)
+			pthread_cond_wait(&im->cv, &im->m);
+		if (im->stop)
+			r = im->err ? im->err : -ECANCELED;
+		pthread_mutex_unlock(&im->m);
+		if (r)
+			break;
+		if (sl->err) {
+			r = sl->err;
+			break;
+		}
+		r = store_job(im, tw, sl, st, &txn_bytes);
+		pthread_mutex_lock(&im->m);
+		sl->state = SLOT_FREE;
+		pthread_cond_broadcast(&im->cv);
+		pthread_mutex_unlock(&im->m);
+		if (!r && txn_bytes >= TXN_BYTES) {
+			txn_bytes = 0;
+			r = store_txn_commit(s);
+			if (!r)
+				r = store_txn_begin(s);
+			if (r) {
+				tree_writer_free(tw);
+				return r;
+			}
+		}
+		if (progress && progress->fn && now_ms() - last >= 100) {
+			last = now_ms();
+			uint64_t done = (sl->first + sl->n) * im->chunk;
+			progress->fn(progress->arg, done < im->size ? done : im->size, im->size,
+				     st->chunks);
+		}
+	}
+	if (!r)
+		r = tree_writer_finish(tw, ret_root);
+	tree_writer_free(tw);
+	if (r) {
+		store_txn_abort(s);
+		return r;
+	}
+	r = store_txn_commit(s);
+	if (!r && progress && progress->fn)
+		progress->fn(progress->arg, im->size, im->size, st->chunks);
+	return r;
+}
+
+int store_import_fd(struct store *s, int fd, const struct store_progress *progress,
+		    struct store_hash *ret_root, struct store_import_stats *ret_stats)
+{
+	struct import *im = calloc(1, sizeof(*im));
+	if (!im)
+		return store_err(ENOMEM, "out of memory");
+	struct store_import_stats st = { 0 };
+	struct worker w[NWORKERS] = { 0 };
+	pthread_t reader, workers[NWORKERS];
+	int nstarted = 0;
+	bool reader_started = false;
+	int r = input_size(fd, &im->size);
+	if (r)
+		goto out;
+	im->s = s;
+	im->fd = fd;
+	im->chunk = s->chunk_size;
+	im->nchunks = (im->size + im->chunk - 1) / im->chunk;
+	im->per_job = JOB_BYTES / im->chunk ? JOB_BYTES / im->chunk : 1;
+	im->njobs = (im->nchunks + im->per_job - 1) / im->per_job;
+	st.size = im->size;
+	pthread_mutex_init(&im->m, NULL);
+	pthread_cond_init(&im->cv, NULL);
+	if ((r = slots_alloc(im)))
+		goto out_sync;
+	for (int i = 0; i < NWORKERS; i++) {
+		w[i].im = im;
+		/* A second connection lets workers find existing chunks without
+		 * the writer's lock; without it they just compress everything. */
+		if (sqlite3_open_v2(s->db_path, &w[i].db, SQLITE_OPEN_READONLY |
+				    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+		    sqlite3_prepare_v2(w[i].db, "SELECT 1 FROM objects WHERE hash=?", -1,
+				       &w[i].has, NULL) != SQLITE_OK) {
+			sqlite3_finalize(w[i].has);
+			w[i].has = NULL;
+		} else {
+			sqlite3_busy_timeout(w[i].db, 1000);
+		}
+	}
+	if (pthread_create(&reader, NULL, reader_main, im)) {
+		r = store_err(EAGAIN, "cannot start the reader thread");
+		goto out_conn;
+	}
+	reader_started = true;
+	for (; nstarted < NWORKERS; nstarted++)
+		if (pthread_create(&workers[nstarted], NULL, worker_main, &w[nstarted])) {
+			r = store_err(EAGAIN, "cannot start a worker thread");
+			break;
+		}
+	if (!r)
+		r = run_writer(im, progress, ret_root, &st);
+	if (r) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", im->err && im->errmsg[0] ? im->errmsg :
+			 store_last_error());
+		pthread_mutex_lock(&im->m);
+		im->stop = true;
+		pthread_cond_broadcast(&im->cv);
+		pthread_mutex_unlock(&im->m);
+		store_err(-r, "%s", msg);
+	} else {
+		/* Everything was consumed: wake idle workers so they exit. */
+		pthread_mutex_lock(&im->m);
+		im->stop = true;
+		pthread_cond_broadcast(&im->cv);
+		pthread_mutex_unlock(&im->m);
+	}
+out_conn:
+	if (reader_started)
+		pthread_join(reader, NULL);
+	for (int i = 0; i < nstarted; i++)
+		pthread_join(workers[i], NULL);
+	for (int i = 0; i < NWORKERS; i++) {
+		sqlite3_finalize(w[i].has);
+		sqlite3_close(w[i].db);
+	}
+out_sync:
+	slots_free(im);
+	pthread_cond_destroy(&im->cv);
+	pthread_mutex_destroy(&im->m);
+out:
+	free(im);
+	if (!r && ret_stats)
+		*ret_stats = st;
+	return r;
+}

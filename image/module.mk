@@ -1,0 +1,3 @@
+# image/: the store (objects, trees, commits, refs, gc, verify, import/export).
+LIB_SRCS += $(wildcard image/*.c)
+UNIT_TESTS += image

@@ -1,0 +1,215 @@
+/* Private to image/: the store handle, the SQLite schema and the encodings
+ * of tree and commit objects. Everything on disk is defined here.
+ *
+ * Store directory PATH:
+ *   PATH/store.db            the SQLite database (WAL mode: also -wal, -shm)
+ *   PATH/run/                working files of running VMs and writer locks
+ *   PATH/run/writer-<pid>-<nonce>.lock   flock'd by a live writer (session)
+ *
+ * SQLite database (PRAGMA application_id = 0x524f414d "ROAM",
+ * user_version = STORE_SCHEMA_VERSION, page_size 65536, WAL,
+ * auto_vacuum = INCREMENTAL, foreign_keys = ON):
+ *
+ *   table     column        type      meaning
+ *   --------  ------------  --------  ------------------------------------
+ *   meta      key           TEXT PK   "chunk_size", "level", "created"
+ *             value         any
+ *   objects   hash          BLOB PK   SHA-256 of the uncompressed content
+ *             kind          INTEGER   enum store_kind
+ *             size          INTEGER   uncompressed bytes
+ *             stored_size   INTEGER   length(data)
+ *             codec         INTEGER   0 raw, 1 zstd (one frame)
+ *             data          BLOB      stored bytes (last: reading the other
+ *                                     columns never touches overflow pages)
+ *   refs      name          TEXT PK   see store_ref_valid()
+ *             hash          BLOB      REFERENCES objects(hash)
+ *   sessions  id            INTEGER PK  one live (or crashed) writer
+ *             lock          TEXT      file name in run/ the writer flocks
+ *             pid, host, started      for humans
+ *   pins      session, hash  PK       objects a writer wrote or reused
+ *                                     (WITHOUT ROWID; gc roots while the
+ *                                     session's lock file is locked)
+ *
+ * gc and concurrent writers: a writer inserts blobs long before a ref reaches
+ * them, and dedup makes it reuse objects that nothing else reaches. So each
+ * writable handle is a session: it flocks run/writer-*.lock, registers it in
+ * sessions, and pins every object it writes or reuses, in the same
+ * transaction as the write (a reused object is re-checked inside that
+ * transaction). gc runs mark and sweep in one IMMEDIATE transaction, so no
+ * writer interleaves; its roots are refs plus the pins of sessions whose
+ * lock is held. A session whose lock is free belongs to a dead process: gc
+ * drops its pins. Crashing never leaks a pin forever and never loses an
+ * object a live writer relies on.
+ *
+ * Tree node (kind tree), little-endian:
+ *
+ *   off  len   field
+ *   0    4     magic "RTRE"
+ *   4    1     version = 1
+ *   5    1     level: 0 = children are chunks (blobs), k = children are
+ *              level k-1 nodes
+ *   6    2     fanout F (children per full node; the builder uses 512)
+ *   8    4     chunk_size C (power of two, 4 KiB..1 MiB)
+ *   12   4     count = number of children
+ *   16   8     size = logical bytes under this node
+ *   24   32*count  child hashes; 32 zero bytes = the child is all zeros
+ *                  (never stored)
+ *
+ * A child of a level-k node spans S(k) = C * F^k bytes; count must equal
+ * ceil(size / S(k)) and be <= F. Every child spans exactly S(k) bytes except
+ * the last, which spans the remainder, so sizes are implied rather than
+ * stored: the shape of a tree depends only on (size, C, F) and identical
+ * content gives an identical root hash. The root has the smallest level with
+ * size <= S(level) * F (level 0 for an empty file) and is always stored, even
+ * when all its children are zero. Any non-root node whose children are all
+ * zero is itself a zero marker. A 4 GiB file of zeros with C = 64 KiB is one
+ * level-1 root of 64 zero markers: 2 KiB.
+ *
+ * Commit (kind commit), little-endian:
+ *
+ *   off  len   field
+ *   0    4     magic "RCMT"
+ *   4    1     version = 1
+ *   5    1     n_parents (<= 16)
+ *   6    1     n_roots (<= 64)
+ *   7    1     host_len
+ *   8    8     time (signed unix seconds)
+ *   16   4     msg_len (<= 65536)
+ *   20   32*n_parents   parent commit hashes (non-zero)
+ *   ..   host_len       host name, no NUL
+ *   ..   n_roots x { u8 kind (blob|tree|state), u8 name_len (1..64),
+ *                    name [A-Za-z0-9._-], hash[32] non-zero }
+ *                       names strictly ascending (memcmp order)
+ *   ..   msg_len        message, no NUL
+ *   (nothing may follow)
+ *
+ * Blob and state objects are opaque and reference nothing. */
+#ifndef ROAM_IMAGE_STORE_INT_H
+#define ROAM_IMAGE_STORE_INT_H
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include "image/store.h"
+
+#define STORE_APP_ID 0x524f414d
+#define STORE_SCHEMA_VERSION 1
+#define STORE_PAGE_SIZE 65536
+
+#define TREE_MAGIC "RTRE"
+#define TREE_VERSION 1
+#define TREE_HDR 24
+#define TREE_FANOUT 512
+#define TREE_FANOUT_MIN 2
+#define TREE_FANOUT_MAX 4096
+#define TREE_LEVEL_MAX 8
+
+#define COMMIT_MAGIC "RCMT"
+#define COMMIT_VERSION 1
+#define COMMIT_HDR 20
+
+/* Largest object accepted (a decoded size cap against hostile input). */
+#define STORE_OBJ_MAX (TREE_HDR + (size_t)STORE_HASH_LEN * TREE_FANOUT_MAX + STORE_CHUNK_MAX)
+
+struct store {
+	char *path, *db_path, *run_dir;
+	sqlite3 *db;
+	pthread_mutex_t lock;       /* guards db and the prepared statements */
+	pthread_key_t zkey;         /* per-thread zstd contexts */
+	bool rdonly;
+	uint32_t chunk_size;
+	int level;
+	int lock_timeout_ms;
+	int txn_depth;
+	bool txn_failed;            /* an inner failure: the outer commit aborts */
+	int64_t session;            /* 0 until the first write */
+	int session_fd;
+	char *session_lock;
+	sqlite3_stmt *st_get, *st_has, *st_put, *st_pin, *st_stat;
+};
+
+/* errors: set the thread's message and return -err (err > 0). */
+int store_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Maps a SQLite result to -errno, with a message naming what was being done. */
+int store_sqlerr(struct store *s, int rc, const char *what);
+void store_hex(const struct store_hash *h, char out[STORE_HASH_HEX]);
+
+/* zstd, with per-thread contexts owned by the store. */
+int store_compress(struct store *s, const void *src, size_t len, void *dst, size_t cap,
+		   size_t *ret_len);
+int store_decompress(struct store *s, const void *src, size_t len, void *dst, size_t size);
+size_t store_compress_bound(size_t len);
+
+/* Transaction helpers for the writer paths (s->lock not held). */
+int store_exec(struct store *s, const char *sql);
+int store_session_ensure(struct store *s);
+
+/* Inserts an already-hashed object inside the current transaction and pins
+ * it: 1 if it was new, 0 if it existed. stored/stored_len/codec is what goes
+ * to disk. Caller holds s->lock and an open transaction, and has checked
+ * references. */
+int store_insert_locked(struct store *s, const struct store_hash *h, enum store_kind kind,
+			uint64_t size, enum store_codec codec, const void *stored,
+			size_t stored_len);
+/* Decodes stored bytes into a fresh malloc'd buffer and checks the hash
+ * (-EBADMSG naming the object on mismatch). */
+int store_decode(struct store *s, const struct store_hash *h, enum store_codec codec,
+		 uint64_t size, const void *stored, size_t stored_len, void **ret);
+/* Pins h for this session if it exists: 1 pinned, 0 missing. Locked + txn. */
+int store_pin_locked(struct store *s, const struct store_hash *h);
+/* Encodes data for storage: compressed when that pays, else raw.
+ * *ret_buf is malloc'd only when compressed (else it points at data). */
+int store_encode(struct store *s, const void *data, size_t len, const void **ret_stored,
+		 size_t *ret_len, enum store_codec *ret_codec, void **ret_buf);
+/* Checks that every object referenced by (kind, data) exists. */
+int store_check_refs(struct store *s, enum store_kind kind, const void *data, size_t len);
+
+/* Tree nodes. */
+struct tree_node {
+	unsigned level;
+	unsigned fanout;
+	uint32_t chunk_size;
+	uint32_t count;
+	uint64_t size;
+	const uint8_t *children;    /* count * 32 bytes, inside the decoded buffer */
+};
+/* Validates a node. 0 or -EINVAL (message set). */
+int tree_node_parse(const void *data, size_t len, struct tree_node *ret);
+/* Span of one child of a level-k node; 0 on overflow. */
+uint64_t tree_child_span(uint32_t chunk_size, unsigned fanout, unsigned level);
+/* Level of the root for a file of size bytes. */
+unsigned tree_root_level(uint64_t size, uint32_t chunk_size, unsigned fanout);
+/* Encodes a node into buf (TREE_HDR + 32*count bytes). */
+size_t tree_node_encode(uint8_t *buf, unsigned level, unsigned fanout, uint32_t chunk_size,
+			uint64_t size, const uint8_t *children, uint32_t count);
+
+/* Streaming tree writer used by import and the builder: push chunk hashes in
+ * order; completed nodes are stored as they fill. Call within a transaction. */
+struct tree_writer;
+int tree_writer_new(struct store *s, uint64_t size, struct tree_writer **ret);
+/* Pushes the hash of the next chunk (zero hash: zeros). */
+int tree_writer_push(struct tree_writer *w, const struct store_hash *h);
+/* Pushes a whole subtree at level k (node hash, or zero) covering the next
+ * S(k+1)... i.e. exactly one level-k node's span; only at aligned positions. */
+int tree_writer_push_node(struct tree_writer *w, unsigned level, const struct store_hash *h);
+uint64_t tree_writer_pos(const struct tree_writer *w);   /* chunks pushed */
+int tree_writer_finish(struct tree_writer *w, struct store_hash *ret);
+void tree_writer_free(struct tree_writer *w);
+
+/* Chunk size of an open tree (from its root node). */
+uint32_t tree_chunk_size(const struct store_tree *t);
+
+/* Set of hashes (open addressing), for gc, verify and du. */
+struct hashset;
+struct hashset *hashset_new(void);
+void hashset_free(struct hashset *hs);
+/* 1 if added, 0 if present, -ENOMEM. */
+int hashset_add(struct hashset *hs, const struct store_hash *h);
+bool hashset_has(const struct hashset *hs, const struct store_hash *h);
+size_t hashset_count(const struct hashset *hs);
+
+/* Children of a tree or commit object (decoded data) as a hash list, for
+ * walks. Calls fn(arg, child, child_kind) for each non-zero child. */
+int store_children(enum store_kind kind, const void *data, size_t len,
+		   int (*fn)(void *arg, const struct store_hash *h, enum store_kind kind),
+		   void *arg);
+#endif
