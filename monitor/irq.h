@@ -49,6 +49,11 @@ int irqchip_take_init_sipi(struct irqchip *c, int cpu, uint8_t *vector);
 /* The PIC's own output (KVM split irqchip injects it with KVM_INTERRUPT). */
 int irqchip_pic_pending(struct irqchip *c);
 int irqchip_pic_ack(struct irqchip *c);
+/* KVM split irqchip: an in-kernel LAPIC EOIed vector that the IOAPIC had
+ * delivered level-triggered (KVM_EXIT_IOAPIC_EOI). Clears Remote IRR of the
+ * pins with that vector and redelivers a pin whose line is still asserted.
+ * Any thread; a vector no pin uses is ignored. */
+void irqchip_eoi(struct irqchip *c, uint8_t vector);
 
 /* LAPIC access for the CPU making it: MMIO offset within the 4 KiB page. */
 void lapic_mmio_read(struct irqchip *c, int cpu, uint64_t off, void *data, unsigned len);
