@@ -433,7 +433,8 @@ int store_tree_builder_finish(struct store_tree_builder *b, struct store_hash *r
 		}
 		return store_txn_commit(b->s);
 	}
-	qsort(b->chg, b->n, sizeof(*b->chg), cmp_change);
+	if (b->n)
+		qsort(b->chg, b->n, sizeof(*b->chg), cmp_change);
 	if (!b->in_txn) {
 		if ((r = store_txn_begin(b->s)))
 			return r;
