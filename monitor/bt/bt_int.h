@@ -22,6 +22,7 @@
 
 struct vm;
 struct bt_engine;
+struct bt_sys;
 
 /* Exception vectors. */
 enum { BT_DE = 0, BT_DB = 1, BT_NMI = 2, BT_BP = 3, BT_OF = 4, BT_BR = 5,
@@ -96,7 +97,7 @@ struct bt_cpu {
 	int index;              /* vCPU number */
 	struct vm *vm;
 	struct bt_engine *eng;
-	void *sys;              /* system half's private per-vCPU state (TLB,
+	struct bt_sys *sys;     /* system half's private per-vCPU state (TLB,
 				 * block cache pointers, counters) */
 };
 

@@ -1,0 +1,43 @@
+/* BT code-page tracking: which RAM pages hold translated code, the list of
+ * blocks decoded from each, invalidation when the guest (or the walker)
+ * writes such a page, and removal of write TLB entries when a page starts
+ * holding code so that the next write to it takes the slow path. */
+#include "monitor/bt/sys_int.h"
+
+static struct bt_block *page_next(const struct bt_block *b, uint64_t pg)
+{
+	return (b->key >> 12) == pg ? b->pnext : b->p2next;
+}
+
+void bt_code_page_written(struct bt_engine *e, uint64_t pg)
+{
+	if (pg >= e->npages)
+		return;
+	for (struct bt_block *b = e->page_blocks[pg]; b; b = page_next(b, pg))
+		b->valid = 0;
+	e->page_blocks[pg] = NULL;
+	e->code_page[pg] = 0;
+}
+
+void bt_code_page_protect(struct bt_engine *e, uint64_t pg)
+{
+	if (pg >= e->npages || e->code_page[pg])
+		return;
+	e->code_page[pg] = 1;
+	for (int i = 0; i < e->ncpus; i++) {
+		struct bt_cpu *c = &e->cpus[i];
+		struct bt_sys *s = c->sys;
+		if (!s)
+			continue;
+		for (int u = 0; u < 2; u++) {
+			for (unsigned k = 0; k < BT_TLB_SIZE; k++) {
+				struct bt_tlb_ent *t = &s->tlb[u][BT_ACC_W][k];
+				if (t->tag == BT_TLB_INVALID)
+					continue;
+				uint8_t *h = (uint8_t *)(t->addend + t->tag);
+				if ((uint64_t)(h - s->ram) >> 12 == pg)
+					t->tag = BT_TLB_INVALID;
+			}
+		}
+	}
+}
