@@ -1,0 +1,467 @@
+/* The virtio 1.x modern PCI transport: capabilities, common config
+ * (feature negotiation, status state machine, queue setup), ISR, device
+ * config window, notify region, interrupts (MSI-X or INTx), queue service
+ * loop, reset, pause/resume and the transport part of the state record. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "monitor/dev/virtio_int.h"
+#include "monitor/vm.h"
+
+#define VIRTIO_PCI_CAP_COMMON 1
+#define VIRTIO_PCI_CAP_NOTIFY 2
+#define VIRTIO_PCI_CAP_ISR    3
+#define VIRTIO_PCI_CAP_DEVICE 4
+
+static uint64_t feat(unsigned bit) { return 1ULL << bit; }
+
+/* ---- interrupts ---- */
+
+static void raise_intx(struct virtio_dev *vd, uint8_t bit)
+{
+	vd->s.isr |= bit;
+	pci_set_intx(&vd->pci, 1);
+}
+
+static void notify_queue(struct virtio_dev *vd, unsigned q)
+{
+	if (pci_msix_enabled(&vd->pci)) {
+		if (vd->s.vq[q].vector != VIRTIO_NO_VECTOR)
+			pci_msix_notify(&vd->pci, vd->s.vq[q].vector);
+	} else {
+		raise_intx(vd, 1);
+	}
+}
+
+static void notify_config(struct virtio_dev *vd)
+{
+	if (pci_msix_enabled(&vd->pci)) {
+		if (vd->s.msix_config != VIRTIO_NO_VECTOR)
+			pci_msix_notify(&vd->pci, vd->s.msix_config);
+	} else {
+		raise_intx(vd, 2);
+	}
+}
+
+void virtio_dev_fail(struct virtio_dev *vd)
+{
+	if (vd->s.status & VIRTIO_S_NEEDS_RESET)
+		return;
+	vd->s.status |= VIRTIO_S_NEEDS_RESET;
+	vd->s.cfg_gen++;
+	if (vd->s.status & VIRTIO_S_DRIVER_OK)
+		notify_config(vd);
+}
+
+/* ---- queue service ---- */
+
+static void process_queue(struct virtio_dev *vd, unsigned qi)
+{
+	struct virtq *q = &vd->s.vq[qi].q;
+	if (!q->ready || (vd->s.status & VIRTIO_S_NEEDS_RESET) ||
+	    !(vd->s.status & VIRTIO_S_DRIVER_OK))
+		return;
+	bool pushed = false;
+	for (;;) {
+		int rc = virtq_pop(q, vd->req);
+		if (rc == 0)
+			break;
+		uint32_t written = 0;
+		if (rc < 0 || vd->ops->handle(vd, qi, vd->req, &written) < 0 ||
+		    virtq_push(q, vd->req->head, written) < 0) {
+			virtio_dev_fail(vd);
+			return;
+		}
+		pushed = true;
+	}
+	if (pushed && virtq_should_notify(q))
+		notify_queue(vd, qi);
+}
+
+/* ---- reset ---- */
+
+static void reset_locked(struct virtio_dev *vd)
+{
+	vd->s.status = 0;
+	vd->s.guest_features = 0;
+	vd->s.dfselect = vd->s.gfselect = 0;
+	vd->s.isr = 0;
+	vd->s.msix_config = VIRTIO_NO_VECTOR;
+	vd->s.queue_sel = 0;
+	vd->s.deferred = 0;
+	for (unsigned i = 0; i < vd->ops->nqueues; i++) {
+		virtq_reset(&vd->s.vq[i].q, vd->vm->mem, vd->ops->queue_max);
+		vd->s.vq[i].vector = VIRTIO_NO_VECTOR;
+	}
+	if (vd->ops->reset)
+		vd->ops->reset(vd);
+	pci_set_intx(&vd->pci, 0);
+}
+
+/* ---- common config ---- */
+
+static const struct { uint8_t off, size; } common_fields[] = {
+	{ 0x00, 4 }, { 0x04, 4 }, { 0x08, 4 }, { 0x0C, 4 }, { 0x10, 2 }, { 0x12, 2 },
+	{ 0x14, 1 }, { 0x15, 1 }, { 0x16, 2 }, { 0x18, 2 }, { 0x1A, 2 }, { 0x1C, 2 },
+	{ 0x1E, 2 }, { 0x20, 8 }, { 0x28, 8 }, { 0x30, 8 }, { 0x38, 2 }, { 0x3A, 2 },
+};
+
+static struct virtio_queue *sel_queue(struct virtio_dev *vd)
+{
+	return vd->s.queue_sel < vd->ops->nqueues ? &vd->s.vq[vd->s.queue_sel] : NULL;
+}
+
+static uint64_t common_get(struct virtio_dev *vd, unsigned off)
+{
+	struct virtio_queue *vq = sel_queue(vd);
+	switch (off) {
+	case 0x00: return vd->s.dfselect;
+	case 0x04: return vd->s.dfselect < 2 ? (uint32_t)(vd->s.host_features >> (32 * vd->s.dfselect)) : 0;
+	case 0x08: return vd->s.gfselect;
+	case 0x0C: return vd->s.gfselect < 2 ? (uint32_t)(vd->s.guest_features >> (32 * vd->s.gfselect)) : 0;
+	case 0x10: return vd->s.msix_config;
+	case 0x12: return vd->ops->nqueues;
+	case 0x14: return vd->s.status;
+	case 0x15: return vd->s.cfg_gen;
+	case 0x16: return vd->s.queue_sel;
+	case 0x18: return vq ? vq->q.size : 0;
+	case 0x1A: return vq ? vq->vector : VIRTIO_NO_VECTOR;
+	case 0x1C: return vq ? vq->q.ready : 0;
+	case 0x1E: return vq ? vd->s.queue_sel : 0;
+	case 0x20: return vq ? vq->q.desc : 0;
+	case 0x28: return vq ? vq->q.avail : 0;
+	case 0x30: return vq ? vq->q.used : 0;
+	case 0x38: return vq ? vd->s.queue_sel : 0;
+	default: return 0;
+	}
+}
+
+static uint16_t check_vector(struct virtio_dev *vd, uint16_t v)
+{
+	return v < pci_msix_nvec(&vd->pci) ? v : VIRTIO_NO_VECTOR;
+}
+
+static void enable_queue(struct virtio_dev *vd, struct virtio_queue *vq)
+{
+	struct virtq *q = &vq->q;
+	q->event_idx = vd->s.guest_features & feat(VIRTIO_F_EVENT_IDX);
+	q->indirect = vd->s.guest_features & feat(VIRTIO_F_INDIRECT_DESC);
+	if (q->size > vd->ops->queue_max || virtq_check(q) < 0) {
+		virtio_dev_fail(vd);
+		return;
+	}
+	q->ready = true;
+}
+
+static void set_status(struct virtio_dev *vd, uint8_t v)
+{
+	if (v == 0) {
+		reset_locked(vd);
+		return;
+	}
+	v &= (uint8_t)~VIRTIO_S_NEEDS_RESET;
+	if ((v & VIRTIO_S_FEATURES_OK) && !(vd->s.status & VIRTIO_S_FEATURES_OK)) {
+		/* Refuse: features not offered, or a legacy (pre-1.0) driver. */
+		if ((vd->s.guest_features & ~vd->s.host_features) ||
+		    !(vd->s.guest_features & feat(VIRTIO_F_VERSION_1)))
+			v &= (uint8_t)~VIRTIO_S_FEATURES_OK;
+	}
+	if (!(v & VIRTIO_S_FEATURES_OK))
+		v &= (uint8_t)~VIRTIO_S_DRIVER_OK;
+	vd->s.status = v | (vd->s.status & VIRTIO_S_NEEDS_RESET);
+}
+
+static void common_set(struct virtio_dev *vd, unsigned off, uint64_t v)
+{
+	struct virtio_queue *vq = sel_queue(vd);
+	bool qwritable = vq && !vq->q.ready;
+	switch (off) {
+	case 0x00: vd->s.dfselect = (uint32_t)v; break;
+	case 0x08: vd->s.gfselect = (uint32_t)v; break;
+	case 0x0C:
+		if (vd->s.gfselect < 2 && !(vd->s.status & VIRTIO_S_FEATURES_OK)) {
+			unsigned sh = 32 * vd->s.gfselect;
+			vd->s.guest_features = (vd->s.guest_features & ~(0xFFFFFFFFULL << sh)) |
+					     (uint64_t)(uint32_t)v << sh;
+		}
+		break;
+	case 0x10: vd->s.msix_config = check_vector(vd, (uint16_t)v); break;
+	case 0x14: set_status(vd, (uint8_t)v); break;
+	case 0x16: vd->s.queue_sel = (uint16_t)v; break;
+	case 0x18: if (qwritable) vq->q.size = (uint16_t)v; break;
+	case 0x1A: if (vq) vq->vector = check_vector(vd, (uint16_t)v); break;
+	case 0x1C: if (qwritable && (v & 1)) enable_queue(vd, vq); break;
+	case 0x20: if (qwritable) vq->q.desc = v; break;
+	case 0x28: if (qwritable) vq->q.avail = v; break;
+	case 0x30: if (qwritable) vq->q.used = v; break;
+	default: break;             /* read-only fields */
+	}
+}
+
+static void common_read(struct virtio_dev *vd, uint64_t off, uint8_t *out, unsigned len)
+{
+	for (unsigned i = 0; i < len; i++) {
+		uint64_t o = off + i;
+		out[i] = 0;
+		for (size_t f = 0; f < sizeof(common_fields) / sizeof(common_fields[0]); f++) {
+			unsigned fo = common_fields[f].off, fs = common_fields[f].size;
+			if (o >= fo && o < fo + fs) {
+				out[i] = (uint8_t)(common_get(vd, fo) >> (8 * (o - fo)));
+				break;
+			}
+		}
+	}
+}
+
+static void common_write(struct virtio_dev *vd, uint64_t off, const uint8_t *in, unsigned len)
+{
+	for (size_t f = 0; f < sizeof(common_fields) / sizeof(common_fields[0]); f++) {
+		unsigned fo = common_fields[f].off, fs = common_fields[f].size;
+		if (off + len <= fo || off >= fo + fs)
+			continue;
+		uint64_t v = common_get(vd, fo);
+		for (unsigned i = 0; i < len; i++) {
+			uint64_t o = off + i;
+			if (o >= fo && o < fo + fs) {
+				unsigned sh = 8 * (unsigned)(o - fo);
+				v = (v & ~(0xFFULL << sh)) | (uint64_t)in[i] << sh;
+			}
+		}
+		common_set(vd, fo, v);
+	}
+}
+
+/* ---- BAR4 dispatch ---- */
+
+static void main_read(void *opaque, uint64_t off, void *data, unsigned len)
+{
+	struct virtio_dev *vd = opaque;
+	uint8_t *out = data;
+	memset(out, 0, len);
+	pthread_mutex_lock(&vd->lock);
+	if (off < VIRTIO_COMMON_OFF + VIRTIO_COMMON_LEN) {
+		common_read(vd, off, out, len);
+	} else if (off == VIRTIO_ISR_OFF) {
+		out[0] = vd->s.isr;
+		vd->s.isr = 0;
+		pci_set_intx(&vd->pci, 0);
+	} else if (off >= VIRTIO_DEVCFG_OFF && off - VIRTIO_DEVCFG_OFF + len <= vd->ops->cfg_size) {
+		uint8_t buf[0x1000];
+		vd->ops->get_config(vd, buf);
+		memcpy(out, buf + (off - VIRTIO_DEVCFG_OFF), len);
+	}
+	pthread_mutex_unlock(&vd->lock);
+}
+
+static void main_write(void *opaque, uint64_t off, const void *data, unsigned len)
+{
+	struct virtio_dev *vd = opaque;
+	pthread_mutex_lock(&vd->lock);
+	if (off < VIRTIO_COMMON_OFF + VIRTIO_COMMON_LEN) {
+		common_write(vd, off, data, len);
+	} else if (off >= VIRTIO_NOTIFY_OFF &&
+		   off < VIRTIO_NOTIFY_OFF + (uint64_t)VIRTIO_NOTIFY_MULT * vd->ops->nqueues) {
+		unsigned q = (unsigned)(off - VIRTIO_NOTIFY_OFF) / VIRTIO_NOTIFY_MULT;
+		if (vd->paused)
+			vd->s.deferred |= 1u << q;
+		else
+			process_queue(vd, q);
+	}
+	/* Device config is read-only for the devices here. */
+	pthread_mutex_unlock(&vd->lock);
+}
+
+static const struct bus_ops main_ops = { .read = main_read, .write = main_write };
+
+/* ---- setup ---- */
+
+static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t len, bool notify)
+{
+	uint8_t cap[20] = { PCI_CAP_ID_VNDR, 0, notify ? 20 : 16, type, VIRTIO_BAR_MAIN };
+	memcpy(cap + 8, &off, 4);
+	memcpy(cap + 12, &len, 4);
+	uint32_t mult = VIRTIO_NOTIFY_MULT;
+	if (notify)
+		memcpy(cap + 16, &mult, 4);
+	int rc = pci_dev_add_cap(&vd->pci, cap, notify ? 20 : 16);
+	return rc < 0 ? rc : 0;
+}
+
+int virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const struct virtio_dev_ops *ops,
+		    uint64_t host_features)
+{
+	if (!vm->pci || ops->nqueues == 0 || ops->nqueues > VIRTIO_MAX_QUEUES ||
+	    ops->cfg_size > 0x1000)
+		return -EINVAL;
+	vd->vm = vm;
+	vd->ops = ops;
+	vd->s.host_features = host_features | feat(VIRTIO_F_VERSION_1);
+	vd->req = malloc(sizeof(*vd->req));
+	if (!vd->req)
+		return -ENOMEM;
+	int rc = pthread_mutex_init(&vd->lock, NULL);
+	if (rc) {
+		free(vd->req);
+		return -rc;
+	}
+	rc = pci_dev_init(&vd->pci, vm->pci, 0x1AF4, (uint16_t)(0x1040 + ops->device_id),
+			  ops->class_code, 1, 0x1AF4, 0x1100);
+	if (rc < 0)
+		goto err_lock;
+	if ((rc = pci_dev_add_msix(&vd->pci, VIRTIO_BAR_MSIX, ops->nqueues + 1)) < 0 ||
+	    (rc = pci_dev_add_bar(&vd->pci, VIRTIO_BAR_MAIN, PCI_BAR_MEM64, VIRTIO_BAR_SIZE,
+				  &main_ops, vd)) < 0 ||
+	    (rc = add_vcap(vd, VIRTIO_PCI_CAP_COMMON, VIRTIO_COMMON_OFF, VIRTIO_COMMON_LEN, false)) < 0 ||
+	    (rc = add_vcap(vd, VIRTIO_PCI_CAP_ISR, VIRTIO_ISR_OFF, 1, false)) < 0 ||
+	    (rc = add_vcap(vd, VIRTIO_PCI_CAP_NOTIFY, VIRTIO_NOTIFY_OFF,
+			   VIRTIO_NOTIFY_MULT * ops->nqueues, true)) < 0 ||
+	    (ops->cfg_size &&
+	     (rc = add_vcap(vd, VIRTIO_PCI_CAP_DEVICE, VIRTIO_DEVCFG_OFF, ops->cfg_size, false)) < 0))
+		goto err_pci;
+	reset_locked(vd);
+	return 0;
+err_pci:
+	pci_dev_destroy(&vd->pci);
+err_lock:
+	pthread_mutex_destroy(&vd->lock);
+	free(vd->req);
+	vd->req = NULL;
+	return rc;
+}
+
+int virtio_dev_plug(struct virtio_dev *vd, const struct dev_type *t, const char *id)
+{
+	if (!id || !*id || strlen(id) >= sizeof(vd->dev.id))
+		return -EINVAL;
+	if (vm_find_dev(vd->vm, id))
+		return -EEXIST;
+	int rc = pci_dev_plug(&vd->pci);
+	if (rc < 0)
+		return rc;
+	vm_add_dev(vd->vm, &vd->dev, t, id);
+	return 0;
+}
+
+void virtio_dev_destroy(struct virtio_dev *vd)
+{
+	pci_dev_destroy(&vd->pci);
+	pthread_mutex_destroy(&vd->lock);
+	free(vd->req);
+	vd->req = NULL;
+}
+
+/* ---- dev_type callbacks ---- */
+
+void virtio_dev_reset(struct dev *d)
+{
+	struct virtio_dev *vd = (struct virtio_dev *)d;
+	pthread_mutex_lock(&vd->lock);
+	reset_locked(vd);
+	pthread_mutex_unlock(&vd->lock);
+	pci_dev_reset(&vd->pci);
+}
+
+int virtio_dev_save(struct dev *d, struct rec_writer *w)
+{
+	struct virtio_dev *vd = (struct virtio_dev *)d;
+	pci_dev_save(&vd->pci, w);
+	pthread_mutex_lock(&vd->lock);
+	rec_put_u64(w, vd->s.host_features);
+	rec_put_u64(w, vd->s.guest_features);
+	rec_put_u32(w, vd->s.dfselect);
+	rec_put_u32(w, vd->s.gfselect);
+	rec_put_u8(w, vd->s.status);
+	rec_put_u8(w, vd->s.cfg_gen);
+	rec_put_u8(w, vd->s.isr);
+	rec_put_u16(w, vd->s.msix_config);
+	rec_put_u16(w, vd->s.queue_sel);
+	rec_put_u8(w, (uint8_t)vd->ops->nqueues);
+	for (unsigned i = 0; i < vd->ops->nqueues; i++) {
+		rec_put_u16(w, vd->s.vq[i].vector);
+		virtq_save(&vd->s.vq[i].q, w);
+	}
+	rec_put_u32(w, vd->s.deferred);
+	if (vd->ops->save)
+		vd->ops->save(vd, w);
+	pthread_mutex_unlock(&vd->lock);
+	return w->err;
+}
+
+static bool vector_ok(struct virtio_dev *vd, uint16_t v)
+{
+	return v == VIRTIO_NO_VECTOR || v < pci_msix_nvec(&vd->pci);
+}
+
+int virtio_dev_load(struct dev *d, struct rec_reader *r, uint32_t version)
+{
+	struct virtio_dev *vd = (struct virtio_dev *)d;
+	if (version < 1 || version > d->type->version || pci_dev_load(&vd->pci, r) < 0)
+		goto bad;
+	pthread_mutex_lock(&vd->lock);
+	struct virtio_state t = vd->s;  /* parsed copy; committed when valid */
+	if (rec_get_u64(r) != vd->s.host_features)
+		rec_fail(r);
+	t.guest_features = rec_get_u64(r);
+	t.dfselect = rec_get_u32(r);
+	t.gfselect = rec_get_u32(r);
+	t.status = rec_get_u8(r);
+	t.cfg_gen = rec_get_u8(r);
+	t.isr = rec_get_u8(r);
+	t.msix_config = rec_get_u16(r);
+	t.queue_sel = rec_get_u16(r);
+	if (rec_get_u8(r) != vd->ops->nqueues)
+		rec_fail(r);
+	for (unsigned i = 0; i < vd->ops->nqueues && !r->err; i++) {
+		t.vq[i].vector = rec_get_u16(r);
+		if (!vector_ok(vd, t.vq[i].vector) ||
+		    virtq_load(&t.vq[i].q, r, vd->ops->queue_max) < 0)
+			rec_fail(r);
+	}
+	t.deferred = rec_get_u32(r);
+	if ((t.guest_features & ~vd->s.host_features) || (t.status & 0x30) || t.isr > 3 ||
+	    !vector_ok(vd, t.msix_config) || (t.deferred >> vd->ops->nqueues))
+		rec_fail(r);
+	if (!r->err) {
+		vd->s = t;
+		if (vd->ops->load && vd->ops->load(vd, r) < 0)
+			rec_fail(r);
+	}
+	pthread_mutex_unlock(&vd->lock);
+	if (r->err)
+		goto bad;
+	return 0;
+bad:
+	virtio_dev_reset(d);
+	return -EINVAL;
+}
+
+void virtio_dev_pause(struct dev *d)
+{
+	struct virtio_dev *vd = (struct virtio_dev *)d;
+	/* Requests run under the lock: once we hold it none is in flight. */
+	pthread_mutex_lock(&vd->lock);
+	vd->paused = true;
+	pthread_mutex_unlock(&vd->lock);
+}
+
+void virtio_dev_resume(struct dev *d)
+{
+	struct virtio_dev *vd = (struct virtio_dev *)d;
+	pthread_mutex_lock(&vd->lock);
+	vd->paused = false;
+	uint32_t todo = vd->s.deferred;
+	vd->s.deferred = 0;
+	for (unsigned q = 0; q < vd->ops->nqueues; q++)
+		if (todo & (1u << q))
+			process_queue(vd, q);
+	pthread_mutex_unlock(&vd->lock);
+}
+
+void virtio_dev_free(struct dev *d)
+{
+	struct virtio_dev *vd = (struct virtio_dev *)d;
+	if (vd->ops->release)
+		vd->ops->release(vd);
+	virtio_dev_destroy(vd);
+	free(vd);
+}
