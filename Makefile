@@ -61,7 +61,7 @@ $(BUILD)/roam: $(CLI_OBJS) $(BUILD)/libroam.a
 
 # Unit tests: one program per module, from every .c under tests/unit/NAME/.
 .SECONDEXPANSION:
-$(BUILD)/tests/unit/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tests/unit/%/*.c)) $(BUILD)/libroam.a
+$(BUILD)/tests/unit/%: $$(addprefix $(BUILD)/obj/,$$(subst .c,.o,$$(wildcard tests/unit/$$*/*.c))) $(BUILD)/libroam.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(BUILD)/libroam.a $(LDLIBS)
 
