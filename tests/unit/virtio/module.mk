@@ -1,0 +1,2 @@
+UNIT_TESTS += virtio
+FUZZERS += virtq_fuzz

@@ -1,0 +1,181 @@
+/* State tests: save -> mutate -> restore -> save-again-and-compare for the
+ * PCI host, virtio-blk and virtio-rng; refusal of bad records; pause and
+ * resume around in-flight work. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "monitor/dev.h"
+#include "monitor/dev/pci.h"
+#include "monitor/dev/virtio.h"
+#include "monitor/guest_mem.h"
+#include "tests/unit/test.h"
+#include "tests/unit/virtio/tests.h"
+
+static int save(struct dev *d, struct rec_writer *w)
+{
+	rec_writer_init(w);
+	return d->type->save(d, w);
+}
+
+static int load(struct dev *d, const struct rec_writer *w, size_t len, uint32_t version)
+{
+	struct rec_reader r;
+	rec_reader_init(&r, w->buf, len);
+	return d->type->load(d, &r, version);
+}
+
+static bool same(const struct rec_writer *a, const struct rec_writer *b)
+{
+	return a->len == b->len && memcmp(a->buf, b->buf, a->len) == 0;
+}
+
+static void test_blk_save_restore(void)
+{
+	struct drv d;
+	struct tvm *t = blk_ready(false, &d, F_INDIRECT);
+	CHECK(t);
+	if (!t)
+		return;
+	struct dev *dev = tvm_dev(t, "virtio-blk0");
+	CHECK(dev);
+	if (!dev) {
+		blk_done(t);
+		return;
+	}
+	CHECK_EQ(blk_rw(&d, 1, 0, DATA_GPA, 512), 0);
+	CHECK_EQ(blk_rw(&d, 0, 0, DATA_GPA, 512), 0);
+	/* Leave a pending MSI-X bit and an asserted field or two. */
+	mmio_write(t, d.msix + 16 + 12, 1, 4);
+	CHECK_EQ(blk_rw(&d, 0, 0, DATA_GPA, 512), 0);
+	struct rec_writer w1, w2;
+	CHECK_EQ(save(dev, &w1), 0);
+	uint8_t rings[0x3000];
+	gmem_read(t->vm.mem, QBASE, rings, sizeof(rings));
+	uint16_t avail = d.avail_idx;
+
+	/* Mutate: more requests, MSI-X table, selectors, a moved BAR. */
+	CHECK_EQ(blk_rw(&d, 0, 0, DATA_GPA, 512), 0);
+	mmio_write(t, d.msix + 8, 0x99, 4);
+	mmio_write(t, d.msix + 16 + 12, 0, 4);
+	drv_common_write(&d, 0x16, 3, 2);
+	drv_common_write(&d, 0x00, 1, 4);
+	uint32_t cmd = cfg_read(t, 1, PCI_COMMAND, 2);
+	cfg_write(t, 1, PCI_COMMAND, 0, 2);
+	cfg_write(t, 1, 0x20, 0xD0000000, 4);
+	cfg_write(t, 1, PCI_COMMAND, cmd | PCI_CMD_INTX_OFF, 2);
+	CHECK_EQ(mmio_read(t, d.bar4 + 0x12, 2), 0xFFFF);
+
+	CHECK_EQ(load(dev, &w1, w1.len, 1), 0);
+	CHECK_EQ(save(dev, &w2), 0);
+	CHECK(same(&w1, &w2));
+	/* Works after restore, with memory restored alongside. */
+	gmem_write(t->vm.mem, QBASE, rings, sizeof(rings));
+	d.avail_idx = avail;
+	CHECK_EQ(drv_common_read(&d, 0x12, 2), 1);          /* BAR4 back */
+	CHECK_EQ(drv_status(&d), 0xF);
+	int n0 = t->nmsi;
+	CHECK_EQ(blk_rw(&d, 0, 0, DATA_GPA, 512), 0);
+	CHECK_EQ(drv_used_idx(&d), 4);
+	mmio_write(t, d.msix + 16 + 12, 0, 4);              /* pending delivered */
+	CHECK(t->nmsi > n0);
+	rec_writer_free(&w2);
+
+	/* Bad records: refused with -EINVAL, device left reset. */
+	CHECK_EQ(load(dev, &w1, w1.len - 1, 1), -EINVAL);
+	CHECK_EQ(drv_status(&d), 0);
+	CHECK_EQ(load(dev, &w1, w1.len, 2), -EINVAL);
+	struct rec_writer bad;
+	rec_writer_init(&bad);
+	rec_put_bytes(&bad, w1.buf, w1.len);
+	bad.buf[0] ^= 1;                                    /* vendor id */
+	CHECK_EQ(load(dev, &bad, bad.len, 1), -EINVAL);
+	memcpy(bad.buf, w1.buf, w1.len);
+	bad.buf[bad.len - 9] ^= 0x10;                       /* capacity */
+	CHECK_EQ(load(dev, &bad, bad.len, 1), -EINVAL);
+	memcpy(bad.buf, w1.buf, w1.len);
+	bad.buf[PCI_CFG_SIZE + 1 + 32 + 4 + 1 + 8] |= 0x80;   /* foreign feature bit */
+	CHECK_EQ(load(dev, &bad, bad.len, 1), -EINVAL);
+	rec_writer_free(&bad);
+	/* And the original record still loads. */
+	CHECK_EQ(load(dev, &w1, w1.len, 1), 0);
+	CHECK_EQ(drv_status(&d), 0xF);
+	rec_writer_free(&w1);
+	blk_done(t);
+}
+
+static void test_rng_and_host_save_restore(void)
+{
+	struct tvm *t = tvm_new();
+	CHECK(t);
+	if (!t)
+		return;
+	CHECK_EQ(virtio_rng_create(&t->vm), 0);
+	struct drv d;
+	CHECK_EQ(drv_probe(&d, t, 1), 0);
+	drv_negotiate(&d, F_VERSION_1);
+	drv_queue_setup(&d, 8, QBASE);
+	drv_driver_ok(&d);
+	drv_desc(&d, 0, DATA_GPA, 64, 2, 0);
+	drv_submit(&d, 0);
+	struct dev *rng = tvm_dev(t, "virtio-rng0"), *host = tvm_dev(t, "pci0");
+	CHECK(rng && host);
+	if (!rng || !host) {
+		tvm_free(t);
+		return;
+	}
+	struct rec_writer r1, r2, h1, h2;
+	CHECK_EQ(save(rng, &r1), 0);
+	cfg_read(t, 0, 0x04, 2);                    /* leave 0xCF8 pointing at 00:00.0 */
+	CHECK_EQ(save(host, &h1), 0);
+	drv_submit(&d, 0);
+	drv_common_write(&d, 0x14, 0, 1);
+	cfg_write(t, 0, PCI_COMMAND, 0, 2);
+	cfg_read(t, 1, 0x3C, 1);
+	CHECK_EQ(load(rng, &r1, r1.len, 1), 0);
+	CHECK_EQ(load(host, &h1, h1.len, 1), 0);
+	CHECK_EQ(save(rng, &r2), 0);
+	CHECK_EQ(save(host, &h2), 0);
+	CHECK(same(&r1, &r2));
+	CHECK(same(&h1, &h2));
+	CHECK_EQ(drv_status(&d), 0xF);
+	CHECK_EQ(load(host, &h1, 3, 1), -EINVAL);
+	rec_writer_free(&r1);
+	rec_writer_free(&r2);
+	rec_writer_free(&h1);
+	rec_writer_free(&h2);
+	tvm_free(t);
+}
+
+static void test_pause_resume(void)
+{
+	struct drv d;
+	struct tvm *t = blk_ready(false, &d, 0);
+	CHECK(t);
+	if (!t)
+		return;
+	struct dev *dev = tvm_dev(t, "virtio-blk0");
+	CHECK(dev && dev->type->pause && dev->type->resume);
+	if (!dev) {
+		blk_done(t);
+		return;
+	}
+	dev->type->pause(dev);
+	CHECK_EQ(blk_rw(&d, 0, 0, DATA_GPA, 512), 0xFF);    /* deferred */
+	CHECK_EQ(drv_used_idx(&d), 0);
+	/* The deferred kick survives a save/load while paused. */
+	struct rec_writer w;
+	CHECK_EQ(save(dev, &w), 0);
+	CHECK_EQ(load(dev, &w, w.len, 1), 0);
+	rec_writer_free(&w);
+	dev->type->resume(dev);
+	CHECK_EQ(drv_used_idx(&d), 1);
+	blk_done(t);
+}
+
+int run_state_tests(void)
+{
+	TEST(test_blk_save_restore);
+	TEST(test_rng_and_host_save_restore);
+	TEST(test_pause_resume);
+	return test_failures;
+}
