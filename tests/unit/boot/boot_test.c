@@ -689,6 +689,14 @@ static void test_e820_high(void)
 	gmem_free(m);
 }
 
+/* Linux boots in QEMU from exactly the state boot_linux built. */
+static void test_qemu_boot(void)
+{
+	char k[512], i[512];
+	CHECK_EQ(test_linux_in_qemu(src_path("build/kit/vmlinuz", k, sizeof(k)),
+				    src_path("build/kit/initrd.img", i, sizeof(i))), 0);
+}
+
 int main(void)
 {
 	char kpath[512];
@@ -697,6 +705,12 @@ int main(void)
 		TEST(test_kit_kernel);
 	else
 		SKIP(test_kit_kernel, "build/kit/vmlinuz or initrd.img missing (run make kit)");
+	if (access(src_path("build/kit/vmlinuz", kpath, sizeof(kpath)), R_OK) == 0 &&
+	    access(src_path("build/kit/initrd.img", kpath, sizeof(kpath)), R_OK) == 0 &&
+	    system("qemu-system-x86_64 --version >/dev/null 2>&1") == 0)
+		TEST(test_qemu_boot);
+	else
+		SKIP(test_qemu_boot, "needs build/kit and qemu-system-x86_64");
 	TEST(test_codec_gzip);
 	TEST(test_codec_xz);
 	TEST(test_codec_zstd);
