@@ -44,3 +44,5 @@ SNIP x_exec, "", "call *%rdi"
 	.data
 	.globl x_fault_rip
 x_fault_rip: .quad 0
+
+	.section .note.GNU-stack, "", @progbits

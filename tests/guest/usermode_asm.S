@@ -89,3 +89,5 @@ u_exit_int80:
 	xor %eax, %eax                  /* SYS_EXIT, value in rdi */
 	int $0x80
 	ud2
+
+	.section .note.GNU-stack, "", @progbits

@@ -210,15 +210,17 @@ int rt_isa_irq_pin(int irq)
 int rt_cpu_count(u32 *apic_ids, int max)
 {
 	int n = rt_mp_cpus(apic_ids, max);
-	u64 want = rt_opt_u64("cpus", 0);
-	if (n == 0) {
-		n = want ? (int)want : 1;
-		if (n > max)
-			n = max;
-		for (int i = 0; i < n; i++)
+	int want = (int)rt_opt_u64("cpus", 0);
+	if (want > max)
+		want = max;
+	if (want > n) {
+		/* no MP table, or one that lists fewer CPUs than asked for
+		 * (SeaBIOS under TCG may): assume APIC ids 0..want-1 */
+		for (int i = 0; i < want; i++)
 			apic_ids[i] = i;
-	} else if (want && (int)want < n) {
-		n = (int)want;
+		n = want;
+	} else if (want > 0) {
+		n = want;
 	}
-	return n;
+	return n ? n : 1;
 }

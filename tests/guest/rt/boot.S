@@ -192,3 +192,5 @@ boot_stack:
 	.skip 16384
 boot_stack_top:
 	.globl boot_stack_top
+
+	.section .note.GNU-stack, "", @progbits

@@ -181,3 +181,5 @@ rt_int80:
 	mov %rcx, %rdx
 	int $0x80
 	ret
+
+	.section .note.GNU-stack, "", @progbits

@@ -289,7 +289,9 @@ int vblk_submit_raw(struct vblk *b, u16 head, u32 timeout_s);
  * tables, LAPIC and syscall MSRs are set up; when fn returns the CPU idles
  * in sti;hlt. Returns 0 when it came online within 5 s, else -1. */
 int rt_start_ap(int idx, u32 apic_id, void (*fn)(int idx));
-/* Number of CPUs to use: MP table count, else cmdline cpus=, else 1. */
+/* Number of CPUs to use and their APIC ids: the MP table's, limited by
+ * cmdline cpus=N; when cpus=N asks for more than the MP table lists (or
+ * there is none), APIC ids 0..N-1. */
 int rt_cpu_count(u32 *apic_ids, int max);
 
 /* ---- atomics ---- */
