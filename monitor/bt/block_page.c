@@ -4,16 +4,11 @@
  * holding code so that the next write to it takes the slow path. */
 #include "monitor/bt/sys_int.h"
 
-static struct bt_block *page_next(const struct bt_block *b, uint64_t pg)
-{
-	return (b->key >> 12) == pg ? b->pnext : b->p2next;
-}
-
 void bt_code_page_written(struct bt_engine *e, uint64_t pg)
 {
 	if (pg >= e->npages)
 		return;
-	for (struct bt_block *b = e->page_blocks[pg]; b; b = page_next(b, pg))
+	for (struct bt_block *b = e->page_blocks[pg]; b; b = b->pnext)
 		b->valid = 0;
 	e->page_blocks[pg] = NULL;
 	e->code_page[pg] = 0;

@@ -146,6 +146,12 @@ bt_exec_fn bt_select(const struct bt_insn *i);
  * RDMSR/WRMSR, RDTSC, RDPMC, CPUID, UD2, RSM. */
 void bt_sys_exec(struct bt_cpu *c, const struct bt_insn *i);
 
+/* FXSAVE-format image of the x87/SSE state (512 bytes, 64-bit layout) and
+ * its inverse (system half, cpu_conv.c; usable by FXSAVE/FXRSTOR). The
+ * caller of bt_fxrstor_image checks MXCSR reserved bits. */
+void bt_fxsave_image(const struct bt_cpu *c, uint8_t img[512]);
+void bt_fxrstor_image(struct bt_cpu *c, const uint8_t img[512]);
+
 /* Recomputes c->mode and c->cpl from CS, CR0.PE, EFER.LMA (system half);
  * called after any CS or mode change. Also flushes translation state that
  * depends on the mode. */

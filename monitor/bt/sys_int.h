@@ -44,7 +44,9 @@ struct bt_sys {
 	uint8_t segperm[SEG_COUNT];
 	uint8_t end_block;            /* a write hit code: stop after this insn */
 	uint8_t check_events;         /* slow-path I/O happened: poll irqchip */
-	uint8_t delivering;           /* nesting level of exception delivery */
+	uint8_t delivering;           /* an exception is being delivered */
+	uint8_t deliv_vector;         /* ...this one */
+	uint8_t triple;               /* triple fault: the vCPU stops */
 	uint8_t tf_pending;           /* deliver #DB trap after this insn */
 	/* RAM as the walker sees it (cached from guest_mem). */
 	uint8_t *ram;
@@ -57,7 +59,10 @@ struct bt_sys {
 	uint64_t insns;               /* instructions retired (statistics) */
 	uint64_t sipi_vector;
 	uint32_t pending_sipi;
-	uint8_t nmi_masked;
+	uint8_t nmi_masked, nmi_pending;
+	uint8_t failed;               /* the VM was stopped with an error */
+	long budget;                  /* blocks left in this turn */
+	uint64_t spec_ctrl, mtrr_def_type;
 };
 
 static inline struct bt_sys *bt_sys_of(struct bt_cpu *c) { return c->sys; }
@@ -81,20 +86,19 @@ struct bt_block {
 	uint64_t key;                 /* RAM offset of the first byte */
 	uint8_t mode;                 /* enum bt_mode it was decoded for */
 	uint8_t valid;
-	uint8_t cross;                /* last instruction crosses into next page */
+	uint8_t next_slot;            /* successor slot to replace next */
 	uint16_t n;                   /* instructions */
-	uint64_t gen;                 /* unique id; chains check it */
-	uint64_t rip0;                /* linear page of the start (for chaining) */
+	uint16_t nbytes;              /* guest code bytes (within one page) */
+	uint64_t gen;                 /* unique id (0: never chained to) */
 	struct bt_block *hnext;       /* hash chain */
 	struct bt_block *pnext;       /* per-code-page list */
-	uint64_t page2;               /* second RAM page when cross, else ~0 */
-	struct bt_block *p2next;      /* list on the second page */
 	struct {
 		struct bt_block *b;
 		uint64_t gen;
 		uint64_t rip;
 	} succ[BT_BLOCK_SUCC];
 	struct bt_insn *insn;         /* n entries in the engine's insn arena */
+	uint8_t *bytes;               /* copy of the guest bytes decoded */
 };
 
 struct bt_engine {
@@ -112,6 +116,10 @@ struct bt_engine {
 	uint32_t nblocks, max_blocks;
 	struct bt_insn *insns;        /* arena */
 	uint32_t ninsns, max_insns;
+	uint8_t *bytes;               /* arena of guest code copies */
+	uint32_t nbytes, max_bytes;
+	struct bt_block scratch;      /* page-crossing instruction, uncached */
+	struct bt_insn scratch_insn;
 	struct bt_block **hash;       /* BT_HASH_SIZE buckets */
 	uint64_t next_gen;
 	uint64_t flushes;
@@ -136,6 +144,13 @@ void bt_code_page_written(struct bt_engine *e, uint64_t pg);
 /* Marks pg as holding code: removes write TLB entries mapping it from every
  * vCPU so the next write takes the slow path. */
 void bt_code_page_protect(struct bt_engine *e, uint64_t pg);
+
+/* The block for the current RIP (lookup or translation; raises #PF/#GP
+ * on fetch); NULL after stopping the VM (execution outside RAM). */
+struct bt_block *bt_block_lookup(struct bt_cpu *c);
+/* A chained successor of prev valid for the current RIP, or NULL. */
+struct bt_block *bt_block_chain(struct bt_cpu *c, struct bt_block *prev);
+void bt_block_link(struct bt_block *prev, struct bt_block *b, uint64_t rip);
 
 /* ---- MMU (mmu.c) ---- */
 /* Result flags of bt_walk. */
@@ -203,8 +218,21 @@ void bt_desc_to_seg(struct cpu_seg *s, uint16_t sel, uint32_t lo, uint32_t hi);
  * limit violation, with error code sel & ~3). */
 uint64_t bt_read_desc(struct bt_cpu *c, uint16_t sel, int exc);
 void bt_set_seg_real(struct bt_cpu *c, int seg, uint16_t sel);
+/* Far transfers and IRET; they set c->next_rip (sys_seg.c). */
+void bt_far_jmp(struct bt_cpu *c, uint16_t sel, uint64_t off);
+void bt_far_call(struct bt_cpu *c, uint16_t sel, uint64_t off, int opsize);
+void bt_far_ret(struct bt_cpu *c, int opsize, uint16_t imm);
+void bt_iret(struct bt_cpu *c, int opsize);
+uint64_t bt_flags_writable(struct bt_cpu *c, int opsize);
+void bt_lldt(struct bt_cpu *c, uint16_t sel);
+void bt_ltr(struct bt_cpu *c, uint16_t sel);
+/* LAR (0) / LSL (1) / VERR (2) / VERW (3): true when ZF is to be set. */
+bool bt_seg_probe(struct bt_cpu *c, uint16_t sel, int kind, uint64_t *val);
+/* MSR access: 0 or -errno (the caller raises #GP). */
 int bt_msr_read(struct bt_cpu *c, uint32_t idx, uint64_t *val);
 int bt_msr_write(struct bt_cpu *c, uint32_t idx, uint64_t val);
+void bt_msr_exec(struct bt_cpu *c, bool write);
+void bt_io_exec(struct bt_cpu *c, const struct bt_insn *i);
 void bt_cpuid(struct bt_cpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 void bt_write_cr0(struct bt_cpu *c, uint64_t v);
 void bt_write_cr4(struct bt_cpu *c, uint64_t v);
