@@ -8,6 +8,7 @@
  * before the TSC-deadline MSR (KVM_SET_LAPIC restarts the timer); events
  * last, once nothing else can reset them. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -34,16 +35,19 @@ static const uint32_t extra_msrs[] = {
 	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
 };
 
+/* struct kvm_msrs with room for the entries (same layout). */
 struct msr_buf {
-	struct kvm_msrs hdr;
+	uint32_t nmsrs, pad;
 	struct kvm_msr_entry e[KVM_MAX_SAVED_MSRS];
 };
+_Static_assert(offsetof(struct kvm_msrs, entries) == offsetof(struct msr_buf, e),
+	       "msr_buf matches struct kvm_msrs");
 
 static int msr_readable(int vcpu_fd, uint32_t index)
 {
 	struct msr_buf b;
 	memset(&b, 0, sizeof(b));
-	b.hdr.nmsrs = 1;
+	b.nmsrs = 1;
 	b.e[0].index = index;
 	return kvm_ioctl(vcpu_fd, KVM_GET_MSRS, &b) == 1;
 }
@@ -96,7 +100,7 @@ static int get_msrs(struct kvm_engine *k, int fd, struct cpu_state *st)
 {
 	struct msr_buf b;
 	memset(&b, 0, sizeof(b));
-	b.hdr.nmsrs = k->nmsrs;
+	b.nmsrs = k->nmsrs;
 	for (uint32_t i = 0; i < k->nmsrs; i++)
 		b.e[i].index = k->msrs[i];
 	int r = kvm_ioctl(fd, KVM_GET_MSRS, &b);
@@ -126,13 +130,17 @@ static int set_msrs(struct kvm_engine *k, int fd, const struct cpu_state *st, bo
 			continue;
 		if (idx == MSR_EFER || idx == MSR_FS_BASE || idx == MSR_GS_BASE)
 			continue;
+		/* Writing the wall-clock MSR makes KVM write the clock into
+		 * guest memory at that address; 0 means the guest never set it. */
+		if (idx == MSR_KVM_WALL_CLOCK_NEW && st->msrs[i].value == 0)
+			continue;
 		b.e[n].index = idx;
 		b.e[n].data = st->msrs[i].value;
 		n++;
 	}
 	if (!n)
 		return 0;
-	b.hdr.nmsrs = n;
+	b.nmsrs = n;
 	int r = kvm_ioctl(fd, KVM_SET_MSRS, &b);
 	if (r < 0)
 		return r;
@@ -276,6 +284,17 @@ int kvm_set_state(struct engine *e, int cpu, const struct cpu_state *st)
 		return -EINVAL;
 	int fd = k->cpu[cpu].fd, r;
 
+	/* Checks that need no ioctl come first, so these bad states leave
+	 * the vCPU untouched (KVM validates the rest as it goes). */
+	const struct cpu_events *c = &st->ev;
+	if ((c->exc_pending || c->exc_injected) && (c->exc_vector > 31 || c->exc_vector == 2))
+		return -EINVAL;
+	struct kvm_mp_state mp;
+	if ((r = kvm_mp_from_cpu(st->mp_state, &mp.mp_state)) < 0)
+		return r;
+	if (st->xsave_size < 512 || st->xsave_size > CPU_XSAVE_MAX)
+		return -EINVAL;
+
 	struct kvm_sregs sregs;
 	if ((r = kvm_ioctl(fd, KVM_GET_SREGS, &sregs)) < 0)
 		return r;
@@ -297,9 +316,6 @@ int kvm_set_state(struct engine *e, int cpu, const struct cpu_state *st)
 	if ((r = set_msrs(k, fd, st, false)) < 0)
 		return r;
 
-	struct kvm_mp_state mp;
-	if ((r = kvm_mp_from_cpu(st->mp_state, &mp.mp_state)) < 0)
-		return r;
 	if ((r = kvm_ioctl(fd, KVM_SET_MP_STATE, &mp)) < 0)
 		return r;
 
@@ -323,9 +339,6 @@ int kvm_set_state(struct engine *e, int cpu, const struct cpu_state *st)
 			return r;
 	}
 
-	const struct cpu_events *c = &st->ev;
-	if ((c->exc_pending || c->exc_injected) && (c->exc_vector > 31 || c->exc_vector == 2))
-		return -EINVAL;
 	struct kvm_vcpu_events ev;
 	kvm_events_from_cpu(st, &ev);
 	r = kvm_ioctl(fd, KVM_SET_VCPU_EVENTS, &ev);
