@@ -119,7 +119,9 @@ static int do_gzip(const uint8_t *in, size_t inlen, struct obuf *o)
 static int do_xz(const uint8_t *in, size_t inlen, struct obuf *o)
 {
 	lzma_stream s = LZMA_STREAM_INIT;
-	if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK)
+	/* Linux uses a 32 MiB dictionary at most; the limit keeps a hostile
+	 * header from making liblzma allocate a 1.5 GiB one. */
+	if (lzma_stream_decoder(&s, 256u << 20, 0) != LZMA_OK)
 		return -ENOMEM;
 	s.next_in = in;
 	s.avail_in = inlen;
@@ -157,11 +159,10 @@ static int do_zstd(const uint8_t *in, size_t inlen, struct obuf *o)
 	ZSTD_DStream *d = ZSTD_createDStream();
 	if (!d)
 		return -ENOMEM;
-	/* Linux compresses with zstd -22 --ultra: windows up to 2^27 bytes
-	 * and more; allow what the format allows, output is capped anyway. */
-	ZSTD_bounds wb = ZSTD_dParam_getBounds(ZSTD_d_windowLogMax);
-	if (ZSTD_isError(wb.error) ||
-	    ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, wb.upperBound))) {
+	/* Linux compresses with zstd -22 --ultra: window log 27 (128 MiB).
+	 * Allow that much and no more, so a hostile frame cannot make the
+	 * host allocate gigabytes. */
+	if (ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, 27))) {
 		ZSTD_freeDStream(d);
 		return -ENOMEM;
 	}
