@@ -16,8 +16,8 @@
  *    LAPIC model is xAPIC only), LA57, PMU (leaf 0xA, PDCM, AMD perfctr
  *    extensions), MONITOR/MWAIT, SGX, Intel PT, CET (SHSTK/IBT),
  *    WAITPKG, arch LBR, debug store and thermal features, AMD TOPOEXT and
- *    SEV; leaves 0x12, 0x14, 0x1D, 0x1E, 0x8000000A, 0x8000001E,
- *    0x8000001F, 0x80000022;
+ *    SEV; leaves 0x12, 0x14, 0x1D, 0x1E, 0x8000000A, 0x8000001D (cache
+ *    topology, valid only with TOPOEXT), 0x8000001E, 0x8000001F, 0x80000022;
  *  - advertises TSC-deadline when KVM has KVM_CAP_TSC_DEADLINE_TIMER;
  *  - keeps the KVM signature leaf 0x40000000 and, in 0x40000001, only
  *    kvmclock with the new MSRs (CLOCKSOURCE2), NOP_IO_DELAY and the
@@ -197,7 +197,7 @@ static int removed(uint32_t fn, uint32_t idx, uint64_t xcr0)
 {
 	switch (fn) {
 	case 0x12: case 0x14: case 0x1d: case 0x1e:
-	case 0x8000000a: case 0x8000001e: case 0x8000001f: case 0x80000022:
+	case 0x8000000a: case 0x8000001d: case 0x8000001e: case 0x8000001f: case 0x80000022:
 		return 1;
 	case 0xd:
 		return idx >= 2 && idx < 64 && !(xcr0 & (1ULL << idx));
@@ -221,6 +221,8 @@ int kvm_cpuid_model(const struct kvm_cpuid_entry2 *in, int nin,
 	uint64_t xcr0 = kept_xcr0(in, nin);
 	int n = 0, r;
 	bool done_b = false, done_1f = false;
+	const struct kvm_cpuid_entry2 *l0 = find(in, nin, 0, 0);
+	bool amd = l0 && (l0->ebx == 0x68747541 /* "Auth" */ || l0->ebx == 0x6f677948 /* "Hygo" */);
 
 	if (o->ncpus < 1 || o->cpu < 0 || o->cpu >= o->ncpus)
 		return -EINVAL;
@@ -259,7 +261,8 @@ int kvm_cpuid_model(const struct kvm_cpuid_entry2 *in, int nin,
 			e.ecx &= ~(BIT(2) | BIT(22) | BIT(23) | BIT(24) | BIT(28));
 			break;
 		case 0x80000008:
-			e.ecx = ((uint32_t)o->ncpus - 1) | order((unsigned)o->ncpus) << 12;
+			if (amd)
+				e.ecx = ((uint32_t)o->ncpus - 1) | order((unsigned)o->ncpus) << 12;
 			break;
 		default:
 			break;

@@ -47,6 +47,7 @@ static const struct kvm_cpuid_entry2 host[] = {
 	E(0x80000001, 0, 0, 0, 0, 0x121 | (1u << 2), 0x2c100800),
 	E(0x80000008, 0, 0, 0x3030, 0, 0, 0),
 	E(0x8000000a, 0, 0, 1, 0x8000, 0, 0),
+	E(0x8000001d, 0, SIG, 0x121, 0x3f, 0x3f, 0),
 };
 #define NHOST ((int)(sizeof(host) / sizeof(host[0])))
 
@@ -131,6 +132,15 @@ static void cpuid_leaf4_and_0xb(void)
 		CHECK(s0->flags & SIG);
 	}
 	const struct kvm_cpuid_entry2 *x8 = get(out, n, 0x80000008, 0);
+	CHECK(x8 && x8->ecx == 0);                   /* Intel: reserved, untouched */
+
+	/* The same host as AMD: core count and APIC ID size in 0x80000008. */
+	struct kvm_cpuid_entry2 h[NHOST];
+	memcpy(h, host, sizeof(h));
+	h[0].ebx = 0x68747541;
+	struct kvm_cpuid_opts o = { .cpu = 3, .ncpus = 4 };
+	n = kvm_cpuid_model(h, NHOST, &o, out, 64);
+	x8 = get(out, n, 0x80000008, 0);
 	CHECK(x8 && x8->ecx == (3u | 2u << 12));
 }
 
@@ -202,6 +212,7 @@ static void cpuid_removed_leaves_and_pv(void)
 	CHECK(get(out, n, 0x12, 0) == NULL);
 	CHECK(get(out, n, 0x1d, 0) == NULL);
 	CHECK(get(out, n, 0x8000000a, 0) == NULL);
+	CHECK(get(out, n, 0x8000001d, 0) == NULL);
 	const struct kvm_cpuid_entry2 *pmu = get(out, n, 0xa, 0);
 	CHECK(pmu && !pmu->eax && !pmu->edx);
 	const struct kvm_cpuid_entry2 *sig = get(out, n, 0x40000000, 0),

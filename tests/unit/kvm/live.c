@@ -139,6 +139,7 @@ static void kvm_state_roundtrip(void)
 	a->dr[7] = 0x401;
 	memset(a->xsave + 160, 0x5a, 16);           /* XMM0 */
 	a->xsave[32] = 0x77;                        /* ST0 */
+	a->xsave[512] |= 3;                         /* XSTATE_BV: x87, SSE in use */
 	CHECK_EQ(cpu_state_set_msr(a, MSR_STAR, 0x0023001000000000ULL), 0);
 	CHECK_EQ(cpu_state_set_msr(a, MSR_LSTAR, 0xffffffff81a00000ULL), 0);
 	CHECK_EQ(cpu_state_set_msr(a, MSR_IA32_SYSENTER_EIP, 0x5555), 0);
