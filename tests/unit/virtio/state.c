@@ -11,6 +11,9 @@
 #include "tests/unit/test.h"
 #include "tests/unit/virtio/tests.h"
 
+extern const uint8_t golden_blk_v1[];
+extern const size_t golden_blk_v1_len;
+
 static int save(struct dev *d, struct rec_writer *w)
 {
 	rec_writer_init(w);
@@ -172,8 +175,47 @@ static void test_pause_resume(void)
 	blk_done(t);
 }
 
+/* The version-1 virtio-blk record of a fixed device state (golden.c).
+ * Today's save must produce it byte for byte, and every later version must
+ * still load it. ROAM_PRINT_GOLDEN=1 prints the current record instead. */
+static void test_blk_golden_v1(void)
+{
+	struct drv d;
+	struct tvm *t = blk_ready(false, &d, F_INDIRECT);
+	CHECK(t);
+	if (!t)
+		return;
+	struct dev *dev = tvm_dev(t, "virtio-blk0");
+	CHECK_EQ(blk_rw(&d, 1, 0, DATA_GPA, 512), 0);
+	mmio_write(t, d.msix + 16 + 12, 1, 4);
+	CHECK_EQ(blk_rw(&d, 0, 0, DATA_GPA, 512), 0);
+	struct rec_writer w;
+	CHECK_EQ(save(dev, &w), 0);
+	if (getenv("ROAM_PRINT_GOLDEN")) {
+		for (size_t i = 0; i < w.len; i++)
+			printf("0x%02x,%s", w.buf[i], i % 12 == 11 ? "\n" : " ");
+		printf("\n");
+	}
+	CHECK_EQ(w.len, golden_blk_v1_len);
+	size_t diff = 0;
+	while (diff < w.len && diff < golden_blk_v1_len && w.buf[diff] == golden_blk_v1[diff])
+		diff++;
+	if (diff != w.len) {
+		printf("  record differs from golden_blk_v1 at byte %zu\n", diff);
+		CHECK(0);
+	}
+	rec_writer_free(&w);
+	drv_common_write(&d, 0x14, 0, 1);
+	struct rec_writer g = { .buf = (uint8_t *)golden_blk_v1, .len = golden_blk_v1_len };
+	CHECK_EQ(load(dev, &g, g.len, 1), 0);
+	CHECK_EQ(drv_status(&d), 0xF);
+	CHECK_EQ(mmio_read(t, d.msix + PCI_MSIX_PBA_OFF, 4), 2);
+	blk_done(t);
+}
+
 int run_state_tests(void)
 {
+	TEST(test_blk_golden_v1);
 	TEST(test_blk_save_restore);
 	TEST(test_rng_and_host_save_restore);
 	TEST(test_pause_resume);
