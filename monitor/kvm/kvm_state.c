@@ -27,10 +27,12 @@ static const uint32_t canonical_msrs[] = {
 
 /* Further guest-visible MSRs a Linux guest writes under this CPU model,
  * transferred when KVM lists them (KVM_GET_MSR_INDEX_LIST): SPEC_CTRL,
- * TSC_ADJUST, XSS, and the MTRRs (default type, fixed, 8 variable pairs). */
-static const uint32_t extra_msrs[] = {
-	0x48, 0x3b, 0xda0, 0x2ff,
-	0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
+ * TSC_ADJUST, XSS. */
+static const uint32_t listed_msrs[] = { 0x48, 0x3b, 0xda0 };
+/* The MTRRs (default type, fixed ranges, 8 variable pairs): KVM does not
+ * list them but holds them per vCPU; transferred when readable. */
+static const uint32_t mtrr_msrs[] = {
+	0x2ff, 0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
 	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,
 	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
 };
@@ -76,15 +78,18 @@ int kvm_select_msrs(struct kvm_engine *k, int vcpu_fd)
 			k->msrs[k->nmsrs++] = canonical_msrs[i];
 	struct kvm_msr_list *l = msr_index_list(k->kvm_fd);
 	if (!l)
-		return -errno ? -errno : -EIO;
-	for (size_t i = 0; i < sizeof(extra_msrs) / sizeof(extra_msrs[0]); i++) {
+		return errno ? -errno : -EIO;
+	for (size_t i = 0; i < sizeof(listed_msrs) / sizeof(listed_msrs[0]); i++) {
 		bool listed = false;
 		for (uint32_t j = 0; j < l->nmsrs && !listed; j++)
-			listed = l->indices[j] == extra_msrs[i];
-		if (listed && msr_readable(vcpu_fd, extra_msrs[i]) && k->nmsrs < KVM_MAX_SAVED_MSRS)
-			k->msrs[k->nmsrs++] = extra_msrs[i];
+			listed = l->indices[j] == listed_msrs[i];
+		if (listed && msr_readable(vcpu_fd, listed_msrs[i]) && k->nmsrs < KVM_MAX_SAVED_MSRS)
+			k->msrs[k->nmsrs++] = listed_msrs[i];
 	}
 	free(l);
+	for (size_t i = 0; i < sizeof(mtrr_msrs) / sizeof(mtrr_msrs[0]); i++)
+		if (msr_readable(vcpu_fd, mtrr_msrs[i]) && k->nmsrs < KVM_MAX_SAVED_MSRS)
+			k->msrs[k->nmsrs++] = mtrr_msrs[i];
 	return 0;
 }
 
