@@ -33,6 +33,10 @@ void irqchip_msi(struct irqchip *c, uint64_t addr, uint32_t data);
 void irqchip_set_msi_sink(struct irqchip *c,
 			  void (*sink)(void *opaque, uint64_t addr, uint32_t data),
 			  void *opaque);
+/* EOI of a level-triggered vector by a LAPIC outside the irqchip (KVM split
+ * irqchip, KVM_EXIT_IOAPIC_EOI): clears remote IRR of the IOAPIC pins with
+ * that vector and re-delivers those whose line is still asserted. */
+void irqchip_ioapic_eoi(struct irqchip *c, uint8_t vector);
 
 /* --- per-vCPU, called by the engine on that vCPU's thread --- */
 /* Highest-priority maskable interrupt ready for this CPU (LAPIC IRR above
@@ -49,11 +53,6 @@ int irqchip_take_init_sipi(struct irqchip *c, int cpu, uint8_t *vector);
 /* The PIC's own output (KVM split irqchip injects it with KVM_INTERRUPT). */
 int irqchip_pic_pending(struct irqchip *c);
 int irqchip_pic_ack(struct irqchip *c);
-/* KVM split irqchip: an in-kernel LAPIC EOIed vector that the IOAPIC had
- * delivered level-triggered (KVM_EXIT_IOAPIC_EOI). Clears Remote IRR of the
- * pins with that vector and redelivers a pin whose line is still asserted.
- * Any thread; a vector no pin uses is ignored. */
-void irqchip_eoi(struct irqchip *c, uint8_t vector);
 
 /* LAPIC access for the CPU making it: MMIO offset within the 4 KiB page. */
 void lapic_mmio_read(struct irqchip *c, int cpu, uint64_t off, void *data, unsigned len);
