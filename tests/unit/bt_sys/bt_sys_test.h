@@ -23,6 +23,8 @@ void tvm_free(struct tvm *t);
 void tvm_pmode32(struct bt_cpu *c);
 /* 64-bit mode, CPL 0, paging on with the PML4 at cr3. */
 void tvm_long64(struct bt_cpu *c, uint64_t cr3);
+/* A GDT at 0x1000 with the descriptors listed in seg_test.c. */
+void tvm_gdt(struct tvm *t, struct bt_cpu *c);
 /* Return -1 on success, else the vector raised. */
 int tvm_read(struct bt_cpu *c, int seg, uint64_t off, int size, uint64_t *v);
 int tvm_write(struct bt_cpu *c, int seg, uint64_t off, int size, uint64_t v);

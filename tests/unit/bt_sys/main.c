@@ -72,5 +72,7 @@ int main(void)
 {
 	(void)test_failed_now;
 	test_failures += mmu_tests();
+	test_failures += seg_tests();
+	test_failures += except_tests();
 	TEST_EXIT();
 }
