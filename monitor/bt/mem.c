@@ -64,7 +64,7 @@ static _Noreturn void seg_fault(struct bt_cpu *c, int seg)
 
 static inline bool canonical(uint64_t a)
 {
-	return (uint64_t)(((int64_t)a << 16) >> 16) == a;
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 
 uint64_t bt_seg_linear(struct bt_cpu *c, int seg, uint64_t off, uint64_t size, int kind)

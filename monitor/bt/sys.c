@@ -394,7 +394,7 @@ static void sysret_insn(struct bt_cpu *c, const struct bt_insn *i)
 	if (c->efer & EFER_LMA) {
 		if (i->opsize == 8) {
 			uint64_t rip = c->r[CPU_RCX];
-			if ((uint64_t)(((int64_t)rip << 16) >> 16) != rip)
+			if ((uint64_t)((int64_t)(rip << 16) >> 16) != rip)
 				gp0(c);
 			flat_cs(&c->seg[SEG_CS], (uint16_t)((sel + 16) | 3), 3, true);
 			c->next_rip = rip;

@@ -38,7 +38,7 @@
 
 static bool canonical(uint64_t a)
 {
-	return (uint64_t)(((int64_t)a << 16) >> 16) == a;
+	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
 }
 
 int bt_msr_read(struct bt_cpu *c, uint32_t idx, uint64_t *val)
