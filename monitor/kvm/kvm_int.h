@@ -45,7 +45,6 @@ struct kvm_vcpu_ctx {
 	int index;
 	struct kvm_run *run;
 	size_t run_size;
-	bool sigmask_set;           /* KVM_SET_SIGNAL_MASK done on its thread */
 	pthread_mutex_t kick_lock;
 	bool in_run;                /* run() is executing on thread */
 	pthread_t thread;

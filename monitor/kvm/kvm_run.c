@@ -4,10 +4,14 @@
  * injected into vCPU 0 before each entry.
  *
  * Kicks: kvm_kick sets kvm_run.immediate_exit and sends KVM_KICK_SIGNAL to
- * the vCPU thread. The thread keeps that signal blocked except inside
- * KVM_RUN (KVM_SET_SIGNAL_MASK), so a kick that arrives outside KVM_RUN
- * stays pending and makes the next KVM_RUN return EINTR at once: no kick
- * is lost between checking vm->stop and entering the guest. */
+ * the vCPU thread, whose handler sets immediate_exit again on that thread's
+ * own kvm_run. A kick landing inside KVM_RUN ends it with EINTR; one landing
+ * just before it makes it return at once; one whose immediate_exit the loop
+ * cleared after an exit is re-armed by the handler when the signal arrives.
+ * Callers change the state the vCPU must notice (vm->stop, vm->pause, the
+ * PIC) before kicking, and the loop checks that state before every entry,
+ * so no kick is lost. This avoids KVM_SET_SIGNAL_MASK, which costs a
+ * sighand lock on every KVM_RUN. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,9 +22,16 @@
 #include "monitor/irq.h"
 #include "monitor/kvm/kvm_int.h"
 
+/* The kvm_run of the vCPU this thread is running, for the signal handler
+ * (per thread by nature; NULL outside kvm_run_vcpu). */
+static __thread struct kvm_run *volatile thread_run;
+
 static void kick_handler(int sig)
 {
 	(void)sig;
+	struct kvm_run *run = thread_run;
+	if (run)
+		__atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 }
 
 int kvm_install_kick_handler(void)
@@ -47,31 +58,14 @@ void kvm_kick(struct engine *e, int cpu)
 	pthread_mutex_unlock(&v->kick_lock);
 }
 
-/* Blocks the kick signal on this thread and lets KVM unblock it for the
- * duration of KVM_RUN only. */
-static int setup_thread_signals(struct kvm_vcpu_ctx *v)
+/* Makes sure the kick signal reaches this thread's handler. */
+static int unblock_kick_signal(void)
 {
-	sigset_t block, cur;
-	sigemptyset(&block);
-	sigaddset(&block, KVM_KICK_SIGNAL);
-	int r = pthread_sigmask(SIG_BLOCK, &block, &cur);
-	if (r)
-		return -r;
-	if (v->sigmask_set)
-		return 0;
-	sigdelset(&cur, KVM_KICK_SIGNAL);
-	/* The kernel's sigset for x86-64 is 8 bytes. */
-	struct kvm_signal_mask *m = calloc(1, sizeof(*m) + 8);
-	if (!m)
-		return -ENOMEM;
-	m->len = 8;
-	memcpy(m->sigset, &cur, 8);
-	r = kvm_ioctl(v->fd, KVM_SET_SIGNAL_MASK, m);
-	free(m);
-	if (r < 0)
-		return r;
-	v->sigmask_set = true;
-	return 0;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, KVM_KICK_SIGNAL);
+	int r = pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	return r ? -r : 0;
 }
 
 static int handle_io(struct kvm_engine *k, struct kvm_vcpu_ctx *v)
@@ -237,12 +231,13 @@ int kvm_run_vcpu(struct engine *e, int cpu)
 		return -EINVAL;
 	struct kvm_vcpu_ctx *v = &k->cpu[cpu];
 
-	int r = setup_thread_signals(v);
+	int r = unblock_kick_signal();
 	if (r < 0) {
 		vm_request_stop(vm, VM_STOP_ERROR, 1, "vCPU %d: cannot set up kick signal: %s",
 				cpu, strerror(-r));
 		return r;
 	}
+	thread_run = v->run;
 	pthread_mutex_lock(&v->kick_lock);
 	v->thread = pthread_self();
 	v->in_run = true;
@@ -254,8 +249,8 @@ int kvm_run_vcpu(struct engine *e, int cpu)
 			break;
 		int ret = ioctl(v->fd, KVM_RUN, 0);
 		int err = errno;
-		/* A kick racing with this store leaves its signal pending,
-		 * which ends the next KVM_RUN at once. */
+		/* A kick racing with this store is seen by the checks above
+		 * (its state change came first) or re-armed by its signal. */
 		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 		if (ret < 0) {
 			if (err == EINTR || err == EAGAIN)
@@ -272,5 +267,6 @@ int kvm_run_vcpu(struct engine *e, int cpu)
 	pthread_mutex_lock(&v->kick_lock);
 	v->in_run = false;
 	pthread_mutex_unlock(&v->kick_lock);
+	thread_run = NULL;
 	return r;
 }
