@@ -17,10 +17,13 @@
  * on failure the caller keeps it. Devices take PCI slots in creation order
  * (disks first: slot 1, 2, ...; then the rng).
  *
- * Requests are processed synchronously on the vCPU thread that writes the
- * queue's notify register, under the device lock. dev_type.pause waits for
- * a request in progress to finish and defers later notifications;
- * dev_type.resume processes the deferred ones. */
+ * Each device serves its queues on its own worker thread: a notify from a
+ * vCPU only wakes the worker, so the vCPU keeps running during disk I/O.
+ * dev_type.pause waits for the request in flight to complete and holds the
+ * worker; dev_type.resume lets it go on (kicks that arrived meanwhile are in
+ * the saved state and are served after resume or load). dev_type.free joins
+ * the worker, which may touch guest RAM until then: vm_free must free the
+ * devices before the guest memory. */
 #ifndef ROAM_VIRTIO_H
 #define ROAM_VIRTIO_H
 #include <stdbool.h>

@@ -15,7 +15,15 @@
  *   u64 host_features  u64 guest_features  u32 dfselect  u32 gfselect
  *   u8 status  u8 config_generation  u8 isr  u16 msix_config  u16 queue_select
  *   u8 nqueues, then per queue: u16 msix_vector + virtq_save record
- *   u32 deferred-notify mask, then the device's own tail (ops->save). */
+ *   u32 kicked-queue mask (notifications not yet served), then the
+ *   device's own tail (ops->save).
+ *
+ * Threads: each device has one worker thread. A notify write (vCPU thread)
+ * only sets the queue's kick bit and wakes the worker, so the vCPU goes on
+ * running; the worker pops chains under the device lock, serves each one
+ * (ops->handle: disk I/O) with the lock dropped and inflight set, then
+ * pushes it and interrupts under the lock. Device reset, pause, save and
+ * load wait until no chain is in flight. */
 #ifndef ROAM_VIRTIO_INT_H
 #define ROAM_VIRTIO_INT_H
 #include <pthread.h>
@@ -65,7 +73,9 @@ struct virtio_dev_ops {
 	void (*get_config)(struct virtio_dev *vd, uint8_t *buf);
 	/* Serves one chain from queue q; sets *written (bytes written into
 	 * the chain). 0, or -EINVAL when the chain is malformed for this
-	 * device (the device then goes to NEEDS_RESET). Device lock held. */
+	 * device (the device then goes to NEEDS_RESET). Runs on the worker
+	 * thread WITHOUT the device lock (vd->s must not be touched; the
+	 * queue's struct virtq is stable while a chain is in flight). */
 	int (*handle)(struct virtio_dev *vd, unsigned q, struct virtq_req *req,
 		      uint32_t *written);
 	/* Optional: device-specific reset, state tail, teardown. */
@@ -85,17 +95,22 @@ struct virtio_dev {
 	struct pci_dev pci;
 	const struct virtio_dev_ops *ops;
 	struct vm *vm;
-	pthread_mutex_t lock;           /* s, paused, req */
+	pthread_mutex_t lock;           /* s, paused, inflight, stop, req */
 	struct virtio_state {           /* guest-visible, saved */
 		uint64_t host_features, guest_features;
 		uint32_t dfselect, gfselect;
 		uint8_t status, cfg_gen, isr;
 		uint16_t msix_config, queue_sel;
-		uint32_t deferred;      /* queues notified while paused */
+		uint32_t kick;          /* queues notified, not yet served */
 		struct virtio_queue vq[VIRTIO_MAX_QUEUES];
 	} s;
-	bool paused;
-	struct virtq_req *req;          /* scratch for the chain being served */
+	bool paused;                    /* worker holds off (dev_type.pause) */
+	bool inflight;                  /* worker is serving req unlocked */
+	bool stop;
+	pthread_cond_t work;            /* worker waits: kick / resume / stop */
+	pthread_cond_t idle;            /* others wait: inflight cleared, idle */
+	pthread_t worker;
+	struct virtq_req *req;          /* the chain being served */
 };
 
 /* Sets up the PCI function, BARs and capabilities. vd must be zeroed.
@@ -105,8 +120,14 @@ int virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const struct virtio_de
 /* Plugs the function into a slot and links the device into the VM under
  * id with dev_type t. On error the caller calls virtio_dev_destroy. */
 int virtio_dev_plug(struct virtio_dev *vd, const struct dev_type *t, const char *id);
-/* Releases what virtio_dev_init acquired (not vd itself). */
+/* Stops the worker and releases what virtio_dev_init acquired (not vd
+ * itself). */
 void virtio_dev_destroy(struct virtio_dev *vd);
+
+/* Waits until the worker has served every kicked queue (or is paused).
+ * For tests and for callers that need completion before looking at the
+ * rings. */
+void virtio_dev_drain(struct virtio_dev *vd);
 
 /* The device hit malformed guest input: DEVICE_NEEDS_RESET, stop serving
  * queues, config interrupt when the driver is up. Lock held. */

@@ -3,6 +3,7 @@
  * config window, notify region, interrupts (MSI-X or INTx), queue service
  * loop, reset, pause/resume and the transport part of the state record. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include "monitor/dev/virtio_int.h"
@@ -53,22 +54,33 @@ void virtio_dev_fail(struct virtio_dev *vd)
 		notify_config(vd);
 }
 
-/* ---- queue service ---- */
+/* ---- queue service (worker thread) ---- */
 
+/* Serves queue qi until it is empty, broken or the device is paused.
+ * Lock held on entry and exit; dropped around each ops->handle. */
 static void process_queue(struct virtio_dev *vd, unsigned qi)
 {
 	struct virtq *q = &vd->s.vq[qi].q;
-	if (!q->ready || (vd->s.status & VIRTIO_S_NEEDS_RESET) ||
-	    !(vd->s.status & VIRTIO_S_DRIVER_OK))
-		return;
 	bool pushed = false;
-	for (;;) {
+	while (q->ready && !(vd->s.status & VIRTIO_S_NEEDS_RESET) &&
+	       (vd->s.status & VIRTIO_S_DRIVER_OK)) {
+		if (vd->paused) {
+			vd->s.kick |= 1u << qi;     /* finish after resume */
+			break;
+		}
 		int rc = virtq_pop(q, vd->req);
 		if (rc == 0)
 			break;
 		uint32_t written = 0;
-		if (rc < 0 || vd->ops->handle(vd, qi, vd->req, &written) < 0 ||
-		    virtq_push(q, vd->req->head, written) < 0) {
+		if (rc > 0) {
+			vd->inflight = true;
+			pthread_mutex_unlock(&vd->lock);
+			rc = vd->ops->handle(vd, qi, vd->req, &written);
+			pthread_mutex_lock(&vd->lock);
+			vd->inflight = false;
+			pthread_cond_broadcast(&vd->idle);
+		}
+		if (rc < 0 || virtq_push(q, vd->req->head, written) < 0) {
 			virtio_dev_fail(vd);
 			return;
 		}
@@ -78,17 +90,52 @@ static void process_queue(struct virtio_dev *vd, unsigned qi)
 		notify_queue(vd, qi);
 }
 
+static void *worker_main(void *arg)
+{
+	struct virtio_dev *vd = arg;
+	pthread_mutex_lock(&vd->lock);
+	while (!vd->stop) {
+		if (vd->paused || !vd->s.kick) {
+			pthread_cond_broadcast(&vd->idle);
+			pthread_cond_wait(&vd->work, &vd->lock);
+			continue;
+		}
+		unsigned qi = (unsigned)__builtin_ctz(vd->s.kick);
+		vd->s.kick &= ~(1u << qi);
+		process_queue(vd, qi);
+	}
+	pthread_mutex_unlock(&vd->lock);
+	return NULL;
+}
+
+/* Waits until no chain is being served. Lock held. */
+static void wait_not_inflight(struct virtio_dev *vd)
+{
+	while (vd->inflight)
+		pthread_cond_wait(&vd->idle, &vd->lock);
+}
+
+void virtio_dev_drain(struct virtio_dev *vd)
+{
+	pthread_mutex_lock(&vd->lock);
+	while (vd->inflight || (vd->s.kick && !vd->paused && !vd->stop))
+		pthread_cond_wait(&vd->idle, &vd->lock);
+	pthread_mutex_unlock(&vd->lock);
+}
+
 /* ---- reset ---- */
 
+/* Lock held. */
 static void reset_locked(struct virtio_dev *vd)
 {
+	wait_not_inflight(vd);
 	vd->s.status = 0;
 	vd->s.guest_features = 0;
 	vd->s.dfselect = vd->s.gfselect = 0;
 	vd->s.isr = 0;
 	vd->s.msix_config = VIRTIO_NO_VECTOR;
 	vd->s.queue_sel = 0;
-	vd->s.deferred = 0;
+	vd->s.kick = 0;
 	for (unsigned i = 0; i < vd->ops->nqueues; i++) {
 		virtq_reset(&vd->s.vq[i].q, vd->vm->mem, vd->ops->queue_max);
 		vd->s.vq[i].vector = VIRTIO_NO_VECTOR;
@@ -262,10 +309,8 @@ static void main_write(void *opaque, uint64_t off, const void *data, unsigned le
 	} else if (off >= VIRTIO_NOTIFY_OFF &&
 		   off < VIRTIO_NOTIFY_OFF + (uint64_t)VIRTIO_NOTIFY_MULT * vd->ops->nqueues) {
 		unsigned q = (unsigned)(off - VIRTIO_NOTIFY_OFF) / VIRTIO_NOTIFY_MULT;
-		if (vd->paused)
-			vd->s.deferred |= 1u << q;
-		else
-			process_queue(vd, q);
+		vd->s.kick |= 1u << q;
+		pthread_cond_signal(&vd->work);
 	}
 	/* Device config is read-only for the devices here. */
 	pthread_mutex_unlock(&vd->lock);
@@ -304,10 +349,18 @@ int virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const struct virtio_de
 		free(vd->req);
 		return -rc;
 	}
+	if ((rc = pthread_cond_init(&vd->work, NULL)) != 0) {
+		rc = -rc;
+		goto err_lock;
+	}
+	if ((rc = pthread_cond_init(&vd->idle, NULL)) != 0) {
+		rc = -rc;
+		goto err_work;
+	}
 	rc = pci_dev_init(&vd->pci, vm->pci, 0x1AF4, (uint16_t)(0x1040 + ops->device_id),
 			  ops->class_code, 1, 0x1AF4, 0x1100);
 	if (rc < 0)
-		goto err_lock;
+		goto err_idle;
 	if ((rc = pci_dev_add_msix(&vd->pci, VIRTIO_BAR_MSIX, ops->nqueues + 1)) < 0 ||
 	    (rc = pci_dev_add_bar(&vd->pci, VIRTIO_BAR_MAIN, PCI_BAR_MEM64, VIRTIO_BAR_SIZE,
 				  &main_ops, vd)) < 0 ||
@@ -319,9 +372,22 @@ int virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const struct virtio_de
 	     (rc = add_vcap(vd, VIRTIO_PCI_CAP_DEVICE, VIRTIO_DEVCFG_OFF, ops->cfg_size, false)) < 0))
 		goto err_pci;
 	reset_locked(vd);
+	/* The worker inherits a full signal mask: process signals belong
+	 * to the threads that handle them. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = -pthread_create(&vd->worker, NULL, worker_main, vd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc < 0)
+		goto err_pci;
 	return 0;
 err_pci:
 	pci_dev_destroy(&vd->pci);
+err_idle:
+	pthread_cond_destroy(&vd->idle);
+err_work:
+	pthread_cond_destroy(&vd->work);
 err_lock:
 	pthread_mutex_destroy(&vd->lock);
 	free(vd->req);
@@ -344,6 +410,14 @@ int virtio_dev_plug(struct virtio_dev *vd, const struct dev_type *t, const char 
 
 void virtio_dev_destroy(struct virtio_dev *vd)
 {
+	pthread_mutex_lock(&vd->lock);
+	vd->stop = true;
+	pthread_cond_signal(&vd->work);
+	pthread_cond_broadcast(&vd->idle);
+	pthread_mutex_unlock(&vd->lock);
+	pthread_join(vd->worker, NULL);
+	pthread_cond_destroy(&vd->idle);
+	pthread_cond_destroy(&vd->work);
 	pci_dev_destroy(&vd->pci);
 	pthread_mutex_destroy(&vd->lock);
 	free(vd->req);
@@ -364,8 +438,11 @@ void virtio_dev_reset(struct dev *d)
 int virtio_dev_save(struct dev *d, struct rec_writer *w)
 {
 	struct virtio_dev *vd = (struct virtio_dev *)d;
+	/* Not under vd->lock: the host lock nests outside device locks
+	 * (config cycle -> BAR move -> bus write lock vs MMIO -> device). */
 	pci_dev_save(&vd->pci, w);
 	pthread_mutex_lock(&vd->lock);
+	wait_not_inflight(vd);
 	rec_put_u64(w, vd->s.host_features);
 	rec_put_u64(w, vd->s.guest_features);
 	rec_put_u32(w, vd->s.dfselect);
@@ -380,7 +457,7 @@ int virtio_dev_save(struct dev *d, struct rec_writer *w)
 		rec_put_u16(w, vd->s.vq[i].vector);
 		virtq_save(&vd->s.vq[i].q, w);
 	}
-	rec_put_u32(w, vd->s.deferred);
+	rec_put_u32(w, vd->s.kick);
 	if (vd->ops->save)
 		vd->ops->save(vd, w);
 	pthread_mutex_unlock(&vd->lock);
@@ -398,6 +475,7 @@ int virtio_dev_load(struct dev *d, struct rec_reader *r, uint32_t version)
 	if (version < 1 || version > d->type->version || pci_dev_load(&vd->pci, r) < 0)
 		goto bad;
 	pthread_mutex_lock(&vd->lock);
+	wait_not_inflight(vd);
 	struct virtio_state t = vd->s;  /* parsed copy; committed when valid */
 	if (rec_get_u64(r) != vd->s.host_features)
 		rec_fail(r);
@@ -417,12 +495,13 @@ int virtio_dev_load(struct dev *d, struct rec_reader *r, uint32_t version)
 		    virtq_load(&t.vq[i].q, r, vd->ops->queue_max) < 0)
 			rec_fail(r);
 	}
-	t.deferred = rec_get_u32(r);
+	t.kick = rec_get_u32(r);
 	if ((t.guest_features & ~vd->s.host_features) || (t.status & 0x30) || t.isr > 3 ||
-	    !vector_ok(vd, t.msix_config) || (t.deferred >> vd->ops->nqueues))
+	    !vector_ok(vd, t.msix_config) || (t.kick >> vd->ops->nqueues))
 		rec_fail(r);
 	if (!r->err) {
 		vd->s = t;
+		pthread_cond_signal(&vd->work);
 		if (vd->ops->load && vd->ops->load(vd, r) < 0)
 			rec_fail(r);
 	}
@@ -438,9 +517,9 @@ bad:
 void virtio_dev_pause(struct dev *d)
 {
 	struct virtio_dev *vd = (struct virtio_dev *)d;
-	/* Requests run under the lock: once we hold it none is in flight. */
 	pthread_mutex_lock(&vd->lock);
 	vd->paused = true;
+	wait_not_inflight(vd);
 	pthread_mutex_unlock(&vd->lock);
 }
 
@@ -449,11 +528,7 @@ void virtio_dev_resume(struct dev *d)
 	struct virtio_dev *vd = (struct virtio_dev *)d;
 	pthread_mutex_lock(&vd->lock);
 	vd->paused = false;
-	uint32_t todo = vd->s.deferred;
-	vd->s.deferred = 0;
-	for (unsigned q = 0; q < vd->ops->nqueues; q++)
-		if (todo & (1u << q))
-			process_queue(vd, q);
+	pthread_cond_signal(&vd->work);
 	pthread_mutex_unlock(&vd->lock);
 }
 

@@ -4,6 +4,7 @@
 #include "monitor/bus.h"
 #include "monitor/dev.h"
 #include "monitor/dev/pci.h"
+#include "monitor/dev/virtio_int.h"
 #include "monitor/guest_mem.h"
 #include "tests/unit/virtio/harness.h"
 
@@ -55,6 +56,13 @@ void tvm_free(struct tvm *t)
 	bus_free(t->vm.mmio);
 	gmem_free(t->vm.mem);
 	free(t);
+}
+
+void tvm_drain(struct tvm *t)
+{
+	for (struct dev *d = t->vm.devs; d; d = d->next)
+		if (strncmp(d->type->name, "virtio-", 7) == 0)
+			virtio_dev_drain((struct virtio_dev *)d);
 }
 
 uint32_t cfg_read(struct tvm *t, unsigned slot, unsigned reg, unsigned len)
@@ -221,6 +229,7 @@ void drv_submit(struct drv *d, uint16_t head)
 	drv_common_write(d, 0x16, 0, 2);
 	uint32_t qoff = drv_common_read(d, 0x1E, 2);
 	mmio_write(d->t, d->bar4 + notify_off + qoff * mult, 0, 2);
+	tvm_drain(d->t);
 }
 
 uint16_t drv_used_idx(struct drv *d)

@@ -25,6 +25,10 @@ struct tvm *tvm_new(void);
 /* Frees devices, host, buses, RAM. */
 void tvm_free(struct tvm *t);
 
+/* Waits until every virtio device has served its kicked queues (devices
+ * serve requests on their own threads). */
+void tvm_drain(struct tvm *t);
+
 /* Config cycles through 0xCF8/0xCFC. */
 uint32_t cfg_read(struct tvm *t, unsigned slot, unsigned reg, unsigned len);
 void cfg_write(struct tvm *t, unsigned slot, unsigned reg, uint32_t v, unsigned len);
@@ -63,7 +67,7 @@ uint32_t drv_devcfg_read(struct drv *d, unsigned off, unsigned len);
 /* Writes descriptor i. */
 void drv_desc(struct drv *d, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
 	      uint16_t next);
-/* Publishes head in the avail ring and notifies queue 0. */
+/* Publishes head in the avail ring, notifies queue 0 and drains. */
 void drv_submit(struct drv *d, uint16_t head);
 /* used->idx, and entry i of the used ring. */
 uint16_t drv_used_idx(struct drv *d);

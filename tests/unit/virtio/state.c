@@ -171,6 +171,7 @@ static void test_pause_resume(void)
 	CHECK_EQ(load(dev, &w, w.len, 1), 0);
 	rec_writer_free(&w);
 	dev->type->resume(dev);
+	tvm_drain(t);
 	CHECK_EQ(drv_used_idx(&d), 1);
 	blk_done(t);
 }
