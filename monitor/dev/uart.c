@@ -244,7 +244,7 @@ static void reset_locked(struct uart *u)
 	u->thri = 0;
 	u->rx_head = u->rx_count = 0;
 	memset(u->rx, 0, sizeof(u->rx));
-	fill(u);
+	/* Input stays in the console until the guest looks at the UART. */
 	update_irq(u);
 }
 

@@ -1,1 +1,1 @@
-UNIT_TESTS += irq
+UNIT_TESTS += irq dev_legacy
