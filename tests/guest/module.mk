@@ -37,3 +37,10 @@ $(foreach k,$(GUEST_KERNELS),$(eval $(call GUEST_KERNEL_RULE,$(k))))
 guest-tests: $(GUEST_KERNELS:%=$(BUILD)/guest/%.elf)
 
 -include $(wildcard $(BUILD)/guest/obj/*.d $(BUILD)/guest/obj/rt/*.d)
+
+# Host-side checker for the counter kernel's disk records.
+$(BUILD)/tools/counter_check: tests/guest/tools/counter_check.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+guest-tests: $(BUILD)/tools/counter_check

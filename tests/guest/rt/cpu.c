@@ -114,8 +114,10 @@ void rt_cpu_init_bsp(void)
 	cpu0.index = 0;
 	cpu0.kstack_top = (u64)boot_stack_top;
 	cpu0.ustack_top = (u64)rt_alloc(65536, 16, false) + 65536;
-	/* SSE off for everyone: kernels are built -mgeneral-regs-only. */
 	cpu_setup(&cpu0, &tss0);
+	/* Firmware (SeaBIOS under QEMU) may leave the 8259 delivering the PIT
+	 * on vector 8; nothing here uses the PIC. */
+	rt_pic_disable();
 	rt_cpus[0] = &cpu0;
 	rt_ncpus_online = 1;
 }

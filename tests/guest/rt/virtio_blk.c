@@ -152,6 +152,13 @@ int vblk_init(int nth, struct vblk **ret)
 		rt_printf("vblk: no virtio-blk (1af4:1042) device #%d on the PCI bus\n", nth);
 		return -1;
 	}
+	if (rt_opt_u64("pci_reassign", 0)) {
+		/* forget the firmware's BARs to exercise rt_pci_bar's assignment
+		 * (roam has no firmware, so this is its normal path) */
+		rt_pci_write16(&b->pci, 0x04, rt_pci_read16(&b->pci, 0x04) & ~3);
+		for (int i = 0; i < 6; i++)
+			rt_pci_write32(&b->pci, 0x10 + 4 * i, 0);
+	}
 	if (find_caps(b))
 		return -1;
 	b->hdr = rt_alloc(64, 64, true);
