@@ -103,12 +103,14 @@ static int run_init(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_error("%s", store_last_error());
 	char cs[32];
 	human(cs, sizeof(cs), store_chunk_size(s));
-	if (ctx->json)
-		printf("{\"path\":\"%s\",\"chunk_size\":%u,\"level\":%d}\n", path,
-		       store_chunk_size(s), store_level(s));
-	else
+	if (ctx->json) {
+		printf("{\"path\":");
+		json_str(path);
+		printf(",\"chunk_size\":%u,\"level\":%d}\n", store_chunk_size(s), store_level(s));
+	} else {
 		printf("initialized roam store %s (chunk size %s, zstd level %d)\n", path, cs,
 		       store_level(s));
+	}
 	store_free(s);
 	return 0;
 }
@@ -200,6 +202,9 @@ static int resolve(struct store *s, const char *arg, struct store_hash *h, bool 
 			return cli_error("no object or ref named '%s'; 'roam ls' lists refs", arg);
 		return cli_error("%s", store_last_error());
 	}
+	size_t n = strlen(arg);
+	if (n < 4 || strspn(arg, "0123456789abcdefABCDEF") != n)
+		return cli_error("no object or ref named '%s'; 'roam ls' lists refs", arg);
 	if (store_resolve_prefix(s, arg, h))
 		return cli_error("%s", store_last_error());
 	return 0;

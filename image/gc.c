@@ -88,17 +88,19 @@ static int reap_sessions(struct store *s, uint64_t *ret_dead)
 static int collect_roots(struct store *s, struct hstack *st)
 {
 	sqlite3_stmt *q;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT hash FROM refs UNION SELECT hash FROM pins",
+	int rc = sqlite3_prepare_v2(s->db, "SELECT hash FROM refs UNION ALL SELECT hashes FROM pins",
 				    -1, &q, NULL);
 	if (rc != SQLITE_OK)
 		return store_sqlerr(s, rc, "listing gc roots");
 	int r = 0;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW && !r) {
-		struct store_hash h;
-		if (sqlite3_column_bytes(q, 0) != STORE_HASH_LEN)
-			continue;
-		memcpy(h.b, sqlite3_column_blob(q, 0), STORE_HASH_LEN);
-		r = hstack_push(st, &h);
+		const uint8_t *p = sqlite3_column_blob(q, 0);
+		size_t n = (size_t)sqlite3_column_bytes(q, 0) / STORE_HASH_LEN;
+		for (size_t i = 0; i < n && !r; i++) {
+			struct store_hash h;
+			memcpy(h.b, p + i * STORE_HASH_LEN, STORE_HASH_LEN);
+			r = hstack_push(st, &h);
+		}
 	}
 	sqlite3_finalize(q);
 	if (!r && rc != SQLITE_DONE)

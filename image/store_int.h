@@ -26,9 +26,11 @@
  *   sessions  id            INTEGER PK  one live (or crashed) writer
  *             lock          TEXT      file name in run/ the writer flocks
  *             pid, host, started      for humans
- *   pins      session, hash  PK       objects a writer wrote or reused
- *                                     (WITHOUT ROWID; gc roots while the
- *                                     session's lock file is locked)
+ *   pins      session       INTEGER   REFERENCES sessions(id) ON DELETE CASCADE
+ *             hashes        BLOB      32-byte hashes a writer wrote or reused
+ *                                     in one transaction, back to back (one
+ *                                     row per transaction: cheap); gc roots
+ *                                     while the session's lock is held
  *
  * gc and concurrent writers: a writer inserts blobs long before a ref reaches
  * them, and dedup makes it reuse objects that nothing else reaches. So each
@@ -125,6 +127,8 @@ struct store {
 	int session_fd;
 	char *session_lock;
 	sqlite3_stmt *st_get, *st_has, *st_put, *st_pin, *st_stat;
+	struct store_hash *pend;    /* pins of the open transaction */
+	size_t n_pend, cap_pend;
 };
 
 /* errors: set the thread's message and return -err (err > 0). */
@@ -150,6 +154,8 @@ int store_session_ensure(struct store *s);
 int store_insert_locked(struct store *s, const struct store_hash *h, enum store_kind kind,
 			uint64_t size, enum store_codec codec, const void *stored,
 			size_t stored_len);
+/* Adds h to the pins written when the open transaction commits. Locked. */
+int store_pend_locked(struct store *s, const struct store_hash *h);
 /* Decodes stored bytes into a fresh malloc'd buffer and checks the hash
  * (-EBADMSG naming the object on mismatch). */
 int store_decode(struct store *s, const struct store_hash *h, enum store_codec codec,
