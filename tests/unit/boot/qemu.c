@@ -75,7 +75,7 @@ int test_linux_in_qemu(const char *kpath, const char *ipath)
 	failed = 0;
 	if (gmem_new(256ULL << 20, &m) < 0)
 		return -1;
-	const char *cmd = "console=ttyS0 acpi=off roam.run=\"reboot -f\"";
+	const char *cmd = "console=ttyS0 acpi=off roam.halt";
 	int r = boot_linux(m, 2, kpath, ipath, cmd, &st, err, sizeof(err));
 	if (r) {
 		printf("  boot_linux: %s\n", err);
