@@ -194,11 +194,11 @@ void test_main(void)
 
 	u64 bytes = n_mb << 20;
 	u8 *buf = rt_alloc(bytes, RT_2M, false);
-	for (u64 off = 0; off < bytes; off += big ? RT_2M : RT_PAGE) {
-		if (big)
-			rt_map_2m(BUF_VA + off, (u64)buf + off, PTE_P | PTE_W | PTE_U | PTE_NX);
-		else
-			rt_map_4k(BUF_VA + off, (u64)buf + off, PTE_P | PTE_W | PTE_U | PTE_NX);
+	if (big) {
+		for (u64 off = 0; off < bytes; off += RT_2M)
+			rt_map_2m(BUF_VA + off, (u64)buf + off, PTE_P | PTE_W | PTE_U | rt_pte_nx());
+	} else {
+		rt_map_range_4k(BUF_VA, (u64)buf, bytes, PTE_P | PTE_W | PTE_U | rt_pte_nx());
 	}
 	rt_printf("cpubench: mb=%lu seed=%lu pages=%s\n", n_mb, seed, big ? "2m" : "4k");
 	u64 r = rt_user_call(u_bench, BUF_VA, false);

@@ -227,20 +227,19 @@ void rt_panic(const char *fmt, ...)
 }
 
 /* ---- string functions ---- */
+/* rep stos/movs: one instruction each, which matters where CPL0 code is
+ * emulated instruction by instruction (KVM on PVM). */
 void *memset(void *d, int c, size_t n)
 {
-	u8 *p = d;
-	while (n--)
-		*p++ = (u8)c;
+	void *p = d;
+	__asm__ volatile("rep stosb" : "+D"(p), "+c"(n) : "a"(c) : "memory");
 	return d;
 }
 
 void *memcpy(void *d, const void *s, size_t n)
 {
-	u8 *p = d;
-	const u8 *q = s;
-	while (n--)
-		*p++ = *q++;
+	void *p = d;
+	__asm__ volatile("rep movsb" : "+D"(p), "+S"(s), "+c"(n) :: "memory");
 	return d;
 }
 

@@ -75,6 +75,17 @@ void rt_map_4k(u64 va, u64 pa, u64 flags)
 	invlpg(va);
 }
 
+void rt_map_range_4k(u64 va, u64 pa, u64 len, u64 flags)
+{
+	for (u64 off = 0; off < len;) {
+		u64 *pt = walk_create(va + off, 1);
+		int i = idx(va + off, 1);
+		for (; i < 512 && off < len; i++, off += RT_PAGE)
+			pt[i] = ((pa + off) & PTE_ADDR) | flags;
+	}
+	write_cr3(read_cr3());
+}
+
 void rt_map_2m(u64 va, u64 pa, u64 flags)
 {
 	u64 *pd = walk_create(va, 2);
@@ -133,4 +144,9 @@ int rt_maxphyaddr(void)
 		return 36;
 	cpuid(0x80000008, 0, r);
 	return r[0] & 0xff;
+}
+
+u64 rt_pte_nx(void)
+{
+	return (rdmsr(MSR_EFER) & 0x800) ? PTE_NX : 0;
 }

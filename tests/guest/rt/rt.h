@@ -189,6 +189,9 @@ void *rt_alloc(u64 size, u64 align, bool zero);
  * creating intermediate tables (P|W|U). flags: PTE_* without PS. */
 void rt_map_4k(u64 va, u64 pa, u64 flags);
 void rt_map_2m(u64 va, u64 pa, u64 flags);
+/* Maps len bytes (4 KiB aligned) with 4 KiB pages, then flushes the TLB
+ * once: cheap even where CPL0 code is emulated. */
+void rt_map_range_4k(u64 va, u64 pa, u64 len, u64 flags);
 void rt_unmap(u64 va);
 /* Leaf entry for va (4 KiB PTE or 2 MiB PDE), or the entry at a given level
  * (1 = PTE, 2 = PDE, 3 = PDPTE, 4 = PML4E); NULL when not present. */
@@ -196,6 +199,7 @@ u64 *rt_pte(u64 va);
 u64 *rt_pt_entry(u64 va, int level);
 void rt_map_identity(u64 pa, u64 len, u64 flags);   /* 2 MiB pages */
 int rt_maxphyaddr(void);
+u64 rt_pte_nx(void);   /* PTE_NX when EFER.NXE is on, else 0 (reserved) */
 
 /* ---- time ---- */
 /* Coarse wall-clock seconds counter from the CMOS RTC (changes once a
