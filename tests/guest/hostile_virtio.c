@@ -2,7 +2,8 @@
  * survives. Each case builds a malformed request (addresses outside RAM,
  * descriptor loops, huge lengths, indices out of range, missing or
  * misflagged descriptors, an avail index far ahead, a queue moved out of
- * RAM, a notify for a queue that does not exist), waits briefly for the
+ * RAM, a notify for a queue that does not exist, MSI-X messages aimed
+ * outside RAM), waits briefly for the
  * device to complete it, flag NEEDS_RESET or ignore it (all acceptable),
  * then resets the device and requires a good write + read to work again.
  * The VMM must not crash; the kernel passes if it gets to the end. */
@@ -179,6 +180,44 @@ static int c_status_garbage(struct vblk_ring *r)
 	return 0;
 }
 
+/* MSI-X on, table entry 0 aimed outside RAM, queue and config vectors at
+ * entry 0 and at a vector the table does not have; then a request, so the
+ * device signals into nowhere. MSI-X is switched off again afterwards. */
+static u8 msix_cap;
+static int c_msix_garbage(struct vblk_ring *r)
+{
+	const struct rt_pci *p = vblk_pci(b);
+	u8 ptr = rt_pci_read8(p, 0x34) & 0xfc;
+	for (int guard = 0; ptr && guard < 48 && !msix_cap; guard++) {
+		if (rt_pci_read8(p, ptr) == 0x11)
+			msix_cap = ptr;
+		ptr = rt_pci_read8(p, ptr + 1) & 0xfc;
+	}
+	if (!msix_cap)
+		return -1;                         /* no MSI-X: nothing to abuse */
+	u32 tbl = rt_pci_read32(p, msix_cap + 4);
+	u64 base = rt_pci_bar(p, tbl & 7) + (tbl & ~7u);
+	mmio_write32(base + 0, 0xdead0000u);       /* address: not RAM, not APIC */
+	mmio_write32(base + 4, 0xbeef);
+	mmio_write32(base + 8, 0x4141);
+	mmio_write32(base + 12, 0);                /* unmasked */
+	rt_pci_write16(p, msix_cap + 2, rt_pci_read16(p, msix_cap + 2) | 0x8000);
+	u64 c = vblk_common(b);
+	mmio_write16(c + 16, 0x7777);              /* config vector: no such entry */
+	mmio_write16(c + 22, 0);
+	mmio_write16(c + 26, 0);                   /* queue 0 -> entry 0 */
+	chain3(r, (u64)data, 512, VRING_DESC_F_WRITE);
+	return 0;
+}
+
+static void msix_off(void)
+{
+	if (msix_cap) {
+		const struct rt_pci *p = vblk_pci(b);
+		rt_pci_write16(p, msix_cap + 2, rt_pci_read16(p, msix_cap + 2) & ~0x8000);
+	}
+}
+
 static const struct hcase cases[] = {
 	{ "addr_out_of_ram", c_addr_out_of_ram },
 	{ "addr_beyond_ram_top", c_addr_beyond_top },
@@ -204,6 +243,7 @@ static const struct hcase cases[] = {
 	{ "queue_out_of_ram", c_queue_out_of_ram },
 	{ "notify_bad_queue", c_notify_bad_queue },
 	{ "status_garbage", c_status_garbage },
+	{ "msix_garbage", c_msix_garbage },
 };
 
 /* A good write + read of one sector after a reset. */
@@ -272,6 +312,7 @@ static u64 u_main(u64 unused)
 				  r->used[1] != r->used_seen ? "completed" : "ignored";
 		}
 		u8 st = *status;
+		msix_off();
 		if (alive(&why)) {
 			rt_fail(name, "device unusable after the garbage (%s) and a reset: %s", outcome, why);
 		} else {

@@ -279,6 +279,7 @@ u64 vblk_features(struct vblk *b);
 u8 vblk_status(struct vblk *b);        /* device_status register */
 struct vblk_ring *vblk_ring(struct vblk *b);
 u64 vblk_common(struct vblk *b);        /* common cfg MMIO base */
+const struct rt_pci *vblk_pci(struct vblk *b);
 /* One request: type, sector, buffer of len bytes (multiple of 512 for
  * IN/OUT; NULL/0 for FLUSH). Returns the device status byte (0 ok), or -1
  * on timeout (timeout_s seconds) / device error state. */

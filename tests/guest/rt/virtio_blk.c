@@ -174,6 +174,7 @@ u64 vblk_features(struct vblk *b) { return b->features; }
 u8 vblk_status(struct vblk *b) { return mmio_read8(b->common + C_STATUS); }
 struct vblk_ring *vblk_ring(struct vblk *b) { return &b->ring; }
 u64 vblk_common(struct vblk *b) { return b->common; }
+const struct rt_pci *vblk_pci(struct vblk *b) { return &b->pci; }
 
 u64 vblk_capacity(struct vblk *b)
 {
