@@ -106,6 +106,7 @@ struct virtio_dev {
 	} s;
 	bool paused;                    /* worker holds off (dev_type.pause) */
 	bool inflight;                  /* worker is serving req unlocked */
+	unsigned hold;                  /* threads waiting for inflight to clear */
 	bool stop;
 	pthread_cond_t work;            /* worker waits: kick / resume / stop */
 	pthread_cond_t idle;            /* others wait: inflight cleared, idle */

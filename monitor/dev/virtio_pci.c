@@ -64,8 +64,8 @@ static void process_queue(struct virtio_dev *vd, unsigned qi)
 	bool pushed = false;
 	while (q->ready && !(vd->s.status & VIRTIO_S_NEEDS_RESET) &&
 	       (vd->s.status & VIRTIO_S_DRIVER_OK)) {
-		if (vd->paused) {
-			vd->s.kick |= 1u << qi;     /* finish after resume */
+		if (vd->paused || vd->hold) {
+			vd->s.kick |= 1u << qi;     /* finish later */
 			break;
 		}
 		int rc = virtq_pop(q, vd->req);
@@ -95,7 +95,7 @@ static void *worker_main(void *arg)
 	struct virtio_dev *vd = arg;
 	pthread_mutex_lock(&vd->lock);
 	while (!vd->stop) {
-		if (vd->paused || !vd->s.kick) {
+		if (vd->paused || vd->hold || !vd->s.kick) {
 			pthread_cond_broadcast(&vd->idle);
 			pthread_cond_wait(&vd->work, &vd->lock);
 			continue;
@@ -108,17 +108,22 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Waits until no chain is being served. Lock held. */
+/* Waits until no chain is being served, holding the worker off so it
+ * does not start the next one meanwhile. Lock held. */
 static void wait_not_inflight(struct virtio_dev *vd)
 {
+	vd->hold++;
 	while (vd->inflight)
 		pthread_cond_wait(&vd->idle, &vd->lock);
+	vd->hold--;
+	if (!vd->hold)
+		pthread_cond_signal(&vd->work);
 }
 
 void virtio_dev_drain(struct virtio_dev *vd)
 {
 	pthread_mutex_lock(&vd->lock);
-	while (vd->inflight || (vd->s.kick && !vd->paused && !vd->stop))
+	while (vd->inflight || (vd->s.kick && !vd->paused && !vd->hold && !vd->stop))
 		pthread_cond_wait(&vd->idle, &vd->lock);
 	pthread_mutex_unlock(&vd->lock);
 }

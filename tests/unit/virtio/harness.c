@@ -223,7 +223,7 @@ void drv_submit(struct drv *d, uint16_t head)
 	uint8_t *av = gmem_ptr(d->t->vm.mem, d->qbase + 0x1000, 0x1000);
 	memcpy(av + 4 + 2 * (d->avail_idx % d->qsize), &head, 2);
 	d->avail_idx++;
-	memcpy(av + 2, &d->avail_idx, 2);
+	__atomic_store_n((uint16_t *)(av + 2), d->avail_idx, __ATOMIC_RELEASE);
 	uint32_t notify_off = cfg_read(d->t, d->slot, d->cap_notify + 8, 4);
 	uint32_t mult = cfg_read(d->t, d->slot, d->cap_notify + 16, 4);
 	drv_common_write(d, 0x16, 0, 2);
@@ -234,9 +234,9 @@ void drv_submit(struct drv *d, uint16_t head)
 
 uint16_t drv_used_idx(struct drv *d)
 {
-	uint16_t v;
-	memcpy(&v, gmem_ptr(d->t->vm.mem, d->qbase + 0x2002, 2), 2);
-	return v;
+	/* The device thread may be writing it: read it as a driver would. */
+	return __atomic_load_n((uint16_t *)gmem_ptr(d->t->vm.mem, d->qbase + 0x2002, 2),
+			       __ATOMIC_ACQUIRE);
 }
 
 void drv_used_elem(struct drv *d, uint16_t i, uint32_t *id, uint32_t *len)

@@ -506,6 +506,53 @@ static void test_rng(void)
 	tvm_free(t);
 }
 
+/* A full ring in one kick: the worker serves every chain in order. */
+static void test_blk_full_ring(void)
+{
+	struct drv d;
+	struct tvm *t = blk_ready(false, &d, 0);
+	CHECK(t);
+	if (!t)
+		return;
+	struct guest_mem *m = t->vm.mem;
+	uint8_t *av = gmem_ptr(m, QBASE + 0x1000, 0x1000);
+	/* 5 chains of 3 descriptors: header, 4 KiB data, status. */
+	for (uint16_t r = 0; r < 5; r++) {
+		uint64_t hdr = 0x100000 + 0x200ULL * r, st = hdr + 0x100;
+		uint64_t data = 0x400000 + 0x1000ULL * r;
+		uint8_t h[16] = { 1 };
+		uint64_t sector = 100 + 8ULL * r;
+		memcpy(h + 8, &sector, 8);
+		gmem_write(m, hdr, h, 16);
+		memset(gmem_ptr(m, data, 4096), 'a' + r, 4096);
+		drv_desc(&d, (uint16_t)(3 * r), hdr, 16, 1, (uint16_t)(3 * r + 1));
+		drv_desc(&d, (uint16_t)(3 * r + 1), data, 4096, 1, (uint16_t)(3 * r + 2));
+		drv_desc(&d, (uint16_t)(3 * r + 2), st, 1, 2, 0);
+		uint16_t head = (uint16_t)(3 * r);
+		memcpy(av + 4 + 2 * r, &head, 2);
+	}
+	uint16_t idx = 5;
+	memcpy(av + 2, &idx, 2);
+	d.avail_idx = 5;
+	mmio_write(t, d.bar4 + 0x3000, 0, 2);
+	tvm_drain(t);
+	CHECK_EQ(drv_used_idx(&d), 5);
+	for (uint16_t r = 0; r < 5; r++) {
+		uint32_t id, len;
+		drv_used_elem(&d, r, &id, &len);
+		CHECK_EQ(id, 3 * r);
+		CHECK_EQ(len, 1);
+	}
+	int fd = open(disk_path, O_RDONLY);
+	uint8_t host[4096];
+	for (int r = 0; r < 5; r++) {
+		CHECK_EQ(pread(fd, host, sizeof(host), (100 + 8 * r) * 512), 4096);
+		CHECK(host[0] == 'a' + r && host[4095] == 'a' + r);
+	}
+	close(fd);
+	blk_done(t);
+}
+
 static void test_blockdev_raw(void)
 {
 	struct blockdev *b;
@@ -550,6 +597,7 @@ int main(void)
 	TEST(test_msix_masking);
 	TEST(test_intx_and_isr);
 	TEST(test_indirect_and_event_idx);
+	TEST(test_blk_full_ring);
 	TEST(test_rng);
 	test_failures += run_hostile_tests();
 	test_failures += run_state_tests();
