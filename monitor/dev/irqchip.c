@@ -486,10 +486,8 @@ int lapic_set_base_msr(struct irqchip *c, int cpu, uint64_t v)
 		return -EINVAL;
 	irqchip_lock(c);
 	bool was = a->base_msr & APIC_BASE_ENABLE, now = v & APIC_BASE_ENABLE;
-	if (was && !now) {
+	if (was && !now)
 		lapic_reset(a, false);
-		a->id = (uint32_t)cpu << 24;
-	}
 	a->base_msr = (a->base_msr & APIC_BASE_BSP) | LAPIC_BASE | (now ? APIC_BASE_ENABLE : 0);
 	irqchip_pic_changed(c);
 	irqchip_unlock(c);

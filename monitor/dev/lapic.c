@@ -377,8 +377,7 @@ void lapic_write_reg(struct lapic *a, uint32_t reg, uint32_t v)
 {
 	switch (reg) {
 	case 0x20:
-		a->id = v & 0xff000000;
-		return;
+		return;         /* read-only: the ID is the CPU index, as the MP table says */
 	case 0x80:
 		a->tpr = v & 0xff;
 		return;
@@ -441,7 +440,7 @@ void lapic_page_get(struct lapic *a, uint8_t page[CPU_LAPIC_SIZE])
 void lapic_page_set(struct lapic *a, const uint8_t page[CPU_LAPIC_SIZE])
 {
 	lapic_stop_timer(a);
-	a->id = get32(page + 0x20) & 0xff000000;
+	/* The APIC ID stays the CPU index (see the ID register). */
 	a->tpr = get32(page + 0x80) & 0xff;
 	a->ldr = get32(page + 0xd0) & 0xff000000;
 	a->dfr = (get32(page + 0xe0) & 0xf0000000) | 0x0fffffff;
@@ -462,8 +461,6 @@ void lapic_page_set(struct lapic *a, const uint8_t page[CPU_LAPIC_SIZE])
 	for (int i = 0; i < LVT_COUNT; i++) {
 		uint32_t w = lvt_writable[i] | (i == LVT_LINT0 || i == LVT_LINT1 ? 1u << 14 : 0);
 		a->lvt[i] = get32(page + 0x320 + 0x10 * i) & w;
-		if (!sw_enabled(a))
-			a->lvt[i] |= APIC_LVT_MASKED;
 	}
 	a->tmict = get32(page + 0x380);
 	a->tdcr = get32(page + 0x3e0) & 0xb;

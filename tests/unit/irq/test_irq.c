@@ -325,6 +325,13 @@ static void lapic_regs(void)
 	struct irqchip *c = vm->irq;
 	CHECK_EQ(lr(vm, 0, 0x30), 0x00050014);
 	CHECK_EQ(lr(vm, 1, 0x20), 0x01000000);
+	lw(vm, 1, 0x20, 0x05000000);                    /* ID is read-only */
+	CHECK_EQ(lr(vm, 1, 0x20), 0x01000000);
+	uint8_t pg[CPU_LAPIC_SIZE];
+	lapic_get_page(c, 1, pg);
+	pg[0x23] = 0;                                   /* a reset page says ID 0 */
+	lapic_set_page(c, 1, pg);
+	CHECK_EQ(lr(vm, 1, 0x20), 0x01000000);
 	CHECK_EQ(lr(vm, 0, 0xf0), 0xff);
 	CHECK_EQ(lr(vm, 0, 0xe0), 0xffffffff);
 	CHECK_EQ(lr(vm, 0, 0x350), 0x700);              /* BSP LINT0: ExtINT */
