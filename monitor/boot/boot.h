@@ -119,6 +119,15 @@ int boot_multiboot(struct guest_mem *m, const char *path, const char *cmdline,
  * Returns 0, -EINVAL (ncpus not 1..254), -E2BIG (no RAM at 0xf0000). */
 int boot_mptable(struct guest_mem *m, int ncpus, char *err, size_t errlen);
 
+/* What vm_boot needs in one call: boot_detect, then boot_linux for a
+ * bzImage, or boot_multiboot + boot_mptable(ncpus) for a Multiboot kernel
+ * (an initrd is refused there: -EINVAL). cmdline is passed as given (the
+ * caller adds BOOT_LINUX_CMDLINE_DEFAULT for Linux). *ret_kind may be
+ * NULL. Errors as for those functions. */
+int boot_load(struct guest_mem *m, int ncpus, const char *kernel_path,
+	      const char *initrd_path, const char *cmdline, struct cpu_state *bsp,
+	      enum boot_kind *ret_kind, char *err, size_t errlen);
+
 /* The PCI INTx swizzle of the MP table: slot 1..31, pin 0 (INTA)..3 (INTD)
  * -> IOAPIC pin 16..23. */
 #define BOOT_PCI_IRQ_PIN(slot, pin) (16 + (((slot) - 1 + (pin)) & 7))

@@ -1,5 +1,5 @@
 /* boot_detect: which loader a kernel file needs, with the same checks the
- * loaders make (minus those that need guest RAM). */
+ * loaders make (minus those that need guest RAM); boot_load dispatches. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,4 +37,24 @@ int boot_detect(const char *path, enum boot_kind *kind, char *err, size_t errlen
 	}
 	free(buf);
 	return r;
+}
+
+int boot_load(struct guest_mem *m, int ncpus, const char *kernel_path,
+	      const char *initrd_path, const char *cmdline, struct cpu_state *bsp,
+	      enum boot_kind *ret_kind, char *err, size_t errlen)
+{
+	enum boot_kind kind;
+	int r = boot_detect(kernel_path, &kind, err, errlen);
+	if (ret_kind)
+		*ret_kind = kind;
+	if (r < 0)
+		return r;
+	if (kind == BOOT_KIND_BZIMAGE)
+		return boot_linux(m, ncpus, kernel_path, initrd_path, cmdline, bsp, err, errlen);
+	if (initrd_path)
+		return boot_fail(err, errlen, -EINVAL, "kernel %s: an initrd is only for Linux kernels, this is a Multiboot kernel",
+				 kernel_path);
+	if ((r = boot_multiboot(m, kernel_path, cmdline, bsp, err, errlen)) < 0)
+		return r;
+	return boot_mptable(m, ncpus, err, errlen);
 }

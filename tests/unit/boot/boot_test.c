@@ -564,6 +564,45 @@ static void mb_elf_case(int is64)
 }
 
 static void test_multiboot_elf32(void) { mb_elf_case(0); }
+
+/* boot_load dispatches on the kind and adds the MP table for Multiboot. */
+static void test_boot_load(void)
+{
+	uint8_t code[64] = { 0 };
+	uint8_t f[0x1000 + sizeof(code)];
+	mb_header(code, 0x2);
+	size_t n = make_elf(f, 0, 0x100000, 0x100000, code, sizeof(code), 0x1000, 0x100000);
+	char *path = tmp_file(f, n);
+	struct guest_mem *m = mem(16 * MiB);
+	enum boot_kind kind = BOOT_KIND_NONE;
+	CHECK_EQ(boot_load(m, 3, path, NULL, "a b", &st, &kind, err, sizeof(err)), 0);
+	CHECK_EQ(kind, BOOT_KIND_MULTIBOOT);
+	CHECK_EQ(st.rip, 0x100000);
+	check_mptable(m, 3);
+	CHECK_EQ(boot_load(m, 1, path, "/etc/hostname", "", &st, &kind, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "initrd") != NULL);
+	tmp_remove(path);
+
+	size_t elen, plen, blen;
+	uint8_t *elf = test_elf(&elen, 0x1000000, 0x8000);
+	uint8_t *pl = compress_payload(Z_LZ4, elf, elen, &plen);
+	uint8_t *bz = make_bzimage(pl, plen, 0x400000, &blen);
+	gmem_free(m);
+	m = mem(64 * MiB);
+	path = tmp_file(bz, blen);
+	CHECK_EQ(boot_load(m, 2, path, "/etc/hostname", "console=ttyS0", &st, &kind, err, sizeof(err)), 0);
+	CHECK_EQ(kind, BOOT_KIND_BZIMAGE);
+	CHECK_EQ(st.rip, 0x1000010);
+	CHECK(rd32(gp(m, BOOT_ZERO_PAGE, 4096) + 0x21c) > 0);
+	check_mptable(m, 2);
+	CHECK_EQ(boot_load(m, 1, "/nonexistent", NULL, "", &st, &kind, err, sizeof(err)), -ENOENT);
+	CHECK_EQ(kind, BOOT_KIND_NONE);
+	tmp_remove(path);
+	gmem_free(m);
+	free(bz);
+	free(pl);
+	free(elf);
+}
 static void test_multiboot_elf64(void) { mb_elf_case(1); }
 
 static void test_multiboot_aout(void)
@@ -722,6 +761,7 @@ int main(void)
 	TEST(test_multiboot_elf32);
 	TEST(test_multiboot_elf64);
 	TEST(test_multiboot_aout);
+	TEST(test_boot_load);
 	TEST(test_multiboot_bad);
 	TEST(test_mptable_sizes);
 	TEST(test_e820_high);
