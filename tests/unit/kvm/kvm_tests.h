@@ -5,5 +5,6 @@ int kvm_conv_tests(void);
 int kvm_cpuid_tests(void);
 int kvm_dirty_tests(void);
 int kvm_select_tests(void);
+int kvm_fake_tests(void);
 int kvm_live_tests(void);
 #endif
