@@ -60,6 +60,8 @@ $(BUILD)/roam: $(CLI_OBJS) $(BUILD)/libroam.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJS) $(BUILD)/libroam.a $(LDLIBS)
 
 # Unit tests: one program per module, from every .c under tests/unit/NAME/.
+# .SECONDARY: their objects are not deleted as intermediates (no rebuilds).
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/tests/unit/%: $$(addprefix $(BUILD)/obj/,$$(subst .c,.o,$$(wildcard tests/unit/$$*/*.c))) $(BUILD)/libroam.a
 	@mkdir -p $(dir $@)
