@@ -22,10 +22,10 @@
 #define TEST_PORT 0x7f0
 #define TEST_MMIO 0xfed00000ULL
 
-static struct vm *fake_vm(int ncpus)
+static struct vm *fake_vm_mem(int ncpus, uint64_t mem)
 {
 	fake_kvm_reset(true);
-	struct vm_config cfg = { .mem_size = MEM, .ncpus = ncpus, .engine = &kvm_engine_ops,
+	struct vm_config cfg = { .mem_size = mem, .ncpus = ncpus, .engine = &kvm_engine_ops,
 				 .console_in = -1, .console_out = -1 };
 	struct vm *vm = NULL;
 	char err[256] = "";
@@ -38,6 +38,8 @@ static struct vm *fake_vm(int ncpus)
 	}
 	return vm;
 }
+
+static struct vm *fake_vm(int ncpus) { return fake_vm_mem(ncpus, MEM); }
 
 static void done(struct vm *vm)
 {
@@ -468,6 +470,48 @@ static void fake_dirty_log(void)
 	done(vm);
 }
 
+static void fake_high_memory_slots(void)
+{
+	/* 3 GiB + 64 MiB: RAM above the hole is slot 1 at 4 GiB, backed by
+	 * RAM offset 3 GiB; its dirty pages land at RAM page 786432 on. */
+	const uint64_t mem = GMEM_LOW_MAX + (64ULL << 20);
+	struct vm *vm = fake_vm_mem(1, mem);
+	CHECK(vm != NULL);
+	if (!vm)
+		return;
+	struct fake_kvm *f = &fake_kvm;
+	uint64_t base = (uint64_t)(uintptr_t)gmem_base(vm->mem);
+	CHECK_EQ(f->slots[0].guest_phys_addr, 0);
+	CHECK_EQ(f->slots[0].memory_size, GMEM_LOW_MAX);
+	CHECK(f->slots[0].userspace_addr == base);
+	CHECK_EQ(f->slots[1].slot, 1);
+	CHECK_EQ(f->slots[1].guest_phys_addr, GMEM_HIGH_BASE);
+	CHECK_EQ(f->slots[1].memory_size, 64ULL << 20);
+	CHECK(f->slots[1].userspace_addr == base + GMEM_LOW_MAX);
+	uint64_t words = (mem / GMEM_PAGE + 63) / 64;
+	uint64_t *bits = calloc(words, sizeof(uint64_t));
+	CHECK(bits != NULL);
+	if (bits) {
+		CHECK_EQ(vm->eng_ops->dirty_log_start(vm->eng), 0);
+		CHECK(f->slots[1].flags & KVM_MEM_LOG_DIRTY_PAGES);
+		f->dirty[0][0] = 1ULL << 7;
+		f->dirty[1][0] = (1ULL << 0) | (1ULL << 9);
+		CHECK_EQ(vm->eng_ops->dirty_log(vm->eng, bits), 0);
+		uint64_t hp = GMEM_LOW_MAX / GMEM_PAGE;
+		CHECK_EQ(bits[0], 1ULL << 7);
+		CHECK_EQ(bits[hp / 64], (1ULL << (hp % 64)) | (1ULL << (hp % 64 + 9)));
+		int total = 0;
+		for (uint64_t i = 0; i < words; i++)
+			total += __builtin_popcountll(bits[i]);
+		CHECK_EQ(total, 3);
+		CHECK_EQ(f->clears, 2);
+		CHECK_EQ(f->last_clear.slot, 1);
+		CHECK_EQ(f->last_clear.num_pages, (64ULL << 20) / GMEM_PAGE);
+		free(bits);
+	}
+	done(vm);
+}
+
 static void fake_pic_injection(void)
 {
 	struct vm *vm = fake_vm(1);
@@ -505,6 +549,7 @@ int kvm_fake_tests(void)
 	TEST(fake_kick);
 	TEST(fake_level_msi_routes);
 	TEST(fake_dirty_log);
+	TEST(fake_high_memory_slots);
 	TEST(fake_pic_injection);
 	return test_failures;
 }
