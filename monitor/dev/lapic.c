@@ -218,7 +218,7 @@ static void start_count(struct lapic *a, uint64_t done)
 	if (!a->tmict || TIMER_MODE(a) == TIMER_TSCDEADLINE)
 		return;
 	uint64_t now = now_ns();
-	a->start_ns = now - done;
+	a->start_ns = now - (done < now ? done : now);
 	arm(a, a->start_ns + period_ns(a));
 }
 
