@@ -43,7 +43,9 @@ static int target_open(struct cli_ctx *ctx, struct store *shared, const char *sp
 		return cli_error("'%s' is too long", spec);
 	memcpy(name, spec, n);
 	name[n] = 0;
-	if (colon) {
+	if (colon && !colon[1]) {
+		strcpy(t->path, "/");
+	} else if (colon) {
 		if (colon[1] != '/')
 			return cli_error("'%s': the path after ':' must start with '/'", spec);
 		snprintf(t->path, sizeof(t->path), "%s", colon + 1);
@@ -76,12 +78,21 @@ static int target_lookup(struct target *t, const char *spec, int follow, struct 
 	const char *rest;
 	int rc = ffs_view_fs_for_path(t->v, t->path, fs, &rest);
 	if (rc < 0) {
-		if (t->v->readme[0])
-			return cli_error("%s: no readable filesystem there: %.*s", spec,
-					 (int)strcspn(t->v->readme, "\n"), t->v->readme);
-		return cli_error("%s: no such partition (the disk is partitioned: use /p1/..., /p2/...)", spec);
+		const struct ffs_view *v = t->v;
+		if (rc == -EIO || (v->nvolumes == 0 && v->readme[0]))
+			return cli_error("%s: %.*s", spec, (int)strcspn(v->readme, "\n"),
+					 v->readme[0] ? v->readme : "cannot read the disk");
+		char parts[256] = "";
+		size_t n = 0;
+		for (int i = 0; i < v->nvolumes && n < sizeof(parts) - 8; i++)
+			if (v->volumes[i].fs)
+				n += (size_t)snprintf(parts + n, sizeof(parts) - n, " /p%u", v->volumes[i].number);
+		return cli_error("%s: the disk is partitioned; paths start with a partition with a "
+				 "filesystem:%s", spec, n ? parts : " (none readable)");
 	}
 	rc = ffs_fs_lookup(*fs, rest, follow, ino);
+	if (rc == -EIO)
+		return cli_error("%s: the guest filesystem is damaged or unreadable there (I/O error)", spec);
 	if (rc < 0)
 		return cli_error("%s: %s", spec, strerror(-rc));
 	return 0;
@@ -89,7 +100,15 @@ static int target_lookup(struct target *t, const char *spec, int follow, struct 
 
 /* ---- roam cat ---------------------------------------------------------- */
 
-static int copy_file_out(struct ffs_fs *fs, uint64_t ino, uint64_t size, int fd, const char *spec)
+static bool all_zero(const char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
+/* Copies a guest file to fd; sparse: leave holes for runs of zeros (fd is a
+ * new regular file). */
+static int copy_file_out(struct ffs_fs *fs, uint64_t ino, uint64_t size, int fd, bool sparse,
+			 const char *spec)
 {
 	size_t bufsz = 1 << 20;
 	char *buf = malloc(bufsz);
@@ -105,6 +124,14 @@ static int copy_file_out(struct ffs_fs *fs, uint64_t ino, uint64_t size, int fd,
 		}
 		if (n == 0)
 			break;
+		if (sparse && all_zero(buf, (size_t)n)) {
+			off += (uint64_t)n;
+			if (lseek(fd, (off_t)off, SEEK_SET) < 0 || ftruncate(fd, (off_t)off) < 0) {
+				rc = cli_error("write failed: %s", strerror(errno));
+				break;
+			}
+			continue;
+		}
 		for (ssize_t w = 0; w < n;) {
 			ssize_t k = write(fd, buf + w, (size_t)(n - w));
 			if (k < 0) {
@@ -137,7 +164,7 @@ static int run_cat(struct cli_ctx *ctx, int argc, char **argv)
 			else if ((st.mode & 0170000) == 0040000)
 				rc = cli_error("%s: is a directory ('roam ls %s')", argv[i], argv[i]);
 			else
-				rc = copy_file_out(fs, ino, st.size, 1, argv[i]);
+				rc = copy_file_out(fs, ino, st.size, 1, false, argv[i]);
 		}
 		target_close(&t);
 		if (rc)
@@ -334,7 +361,7 @@ static int cp_tree(struct ffs_fs *fs, uint64_t ino, const char *dest, const char
 		int fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return cli_error("cannot create %s: %s", dest, strerror(errno));
-		rc = copy_file_out(fs, ino, st.size, fd, spec);
+		rc = copy_file_out(fs, ino, st.size, fd, true, spec);
 		if (fchmod(fd, perm) < 0 && !rc)
 			rc = cli_error("cannot set the mode of %s: %s", dest, strerror(errno));
 		if (close(fd) < 0 && !rc)

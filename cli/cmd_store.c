@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "cli/browse.h"
 #include "cli/cli.h"
 #include "image/commit.h"
 #include "image/store.h"
@@ -161,6 +162,8 @@ static int run_ls(struct cli_ctx *ctx, int argc, char **argv)
 {
 	if (argc > 2)
 		return cli_error("too many arguments; see 'roam ls --help'");
+	if (argc == 2 && strchr(argv[1], ':'))
+		return cli_browse_ls(ctx, argv[1]);
 	struct store *s;
 	if (open_store(ctx, STORE_OPEN_RDONLY, &s))
 		return 1;
@@ -180,8 +183,11 @@ static int run_ls(struct cli_ctx *ctx, int argc, char **argv)
 CLI_COMMAND(cmd_ls) = {
 	.name = "ls",
 	.summary = "list refs (disks, VMs) in the store",
-	.usage = "usage: roam ls [PREFIX] [--json]\n\n"
-		 "Lists refs (e.g. disks/NAME) with the kind and size of what they name.\n",
+	.usage = "usage: roam ls [PREFIX] [--json]\n"
+		 "       roam ls VM[@TAG]:/path [--json]\n\n"
+		 "Lists refs (e.g. disks/NAME) with the kind and size of what they name;\n"
+		 "with VM:/path, a directory of the guest filesystem on the VM's first\n"
+		 "disk (without booting it).\n",
 	.run = run_ls,
 };
 

@@ -35,15 +35,23 @@ static int to_errno(errcode_t e)
 int ffs_fs_probe(const struct ffs_disk *d, uint64_t offset)
 {
 	uint8_t magic[2];
-	if (ffs_disk_read(d, magic, 2, offset + 1024 + 56) < 0)
+	if (offset > d->size || d->size - offset < 2048)
 		return 0;
+	int rc = ffs_disk_read(d, magic, 2, offset + 1024 + 56);
+	if (rc < 0)
+		return rc;
 	return magic[0] == 0x53 && magic[1] == 0xef;
 }
 
 int ffs_fs_open(const struct ffs_disk *d, uint64_t offset, uint64_t size,
 		struct ffs_fs **ret, char *err, size_t errlen)
 {
-	if (!ffs_fs_probe(d, offset)) {
+	int probe = ffs_fs_probe(d, offset);
+	if (probe < 0) {
+		snprintf(err, errlen, "cannot read the disk: %s", strerror(-probe));
+		return -EIO;
+	}
+	if (!probe) {
 		snprintf(err, errlen, "no ext2/3/4 filesystem found");
 		return -EINVAL;
 	}
@@ -155,41 +163,70 @@ int ffs_fs_stat(struct ffs_fs *f, uint64_t ino, struct ffs_stat *st)
 	return rc;
 }
 
-struct dir_iter {
-	int (*fn)(void *arg, const char *name, uint64_t ino, unsigned dtype);
-	void *arg;
+/* Directory entries are collected under the lock and handed to the
+ * caller's callback after it is released, so callbacks may call back into
+ * the filesystem (stat each entry, recurse). */
+struct dir_ent {
+	char *name;
+	uint64_t ino;
+	unsigned dtype;
+};
+
+struct dir_list {
+	struct dir_ent *e;
+	size_t n, cap;
 	int rc;
 };
 
 static int dir_cb(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offset,
 		  int blocksize, char *buf, void *priv)
 {
-	struct dir_iter *it = priv;
+	struct dir_list *l = priv;
 	int len = ext2fs_dirent_name_len(de);
 	if (!de->inode || (len == 1 && de->name[0] == '.') ||
 	    (len == 2 && de->name[0] == '.' && de->name[1] == '.'))
 		return 0;
-	char name[EXT2_NAME_LEN + 1];
-	memcpy(name, de->name, (size_t)len);
-	name[len] = 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct dir_ent *e = realloc(l->e, cap * sizeof(*e));
+		if (!e) {
+			l->rc = -ENOMEM;
+			return DIRENT_ABORT;
+		}
+		l->e = e;
+		l->cap = cap;
+	}
 	static const unsigned char dtypes[] = { 0, 8, 4, 2, 6, 1, 12, 10 };  /* EXT2_FT_* -> DT_* */
 	unsigned ft = (unsigned)ext2fs_dirent_file_type(de);
-	it->rc = it->fn(it->arg, name, de->inode, ft < 8 ? dtypes[ft] : 0);
-	return it->rc ? DIRENT_ABORT : 0;
+	struct dir_ent *e = &l->e[l->n];
+	e->name = strndup(de->name, (size_t)len);
+	if (!e->name) {
+		l->rc = -ENOMEM;
+		return DIRENT_ABORT;
+	}
+	e->ino = de->inode;
+	e->dtype = ft < 8 ? dtypes[ft] : 0;
+	l->n++;
+	return 0;
 }
 
 int ffs_fs_readdir(struct ffs_fs *f, uint64_t dir,
 		   int (*fn)(void *arg, const char *name, uint64_t ino, unsigned dtype), void *arg)
 {
-	struct dir_iter it = { fn, arg, 0 };
+	struct dir_list l = { 0 };
 	if (dir < 1 || dir > UINT32_MAX)
 		return -ENOENT;
 	pthread_mutex_lock(&f->lock);
-	errcode_t e = ext2fs_dir_iterate2(f->fs, (ext2_ino_t)dir, 0, NULL, dir_cb, &it);
+	errcode_t e = ext2fs_dir_iterate2(f->fs, (ext2_ino_t)dir, 0, NULL, dir_cb, &l);
 	pthread_mutex_unlock(&f->lock);
-	if (it.rc)
-		return it.rc;
-	return to_errno(e);
+	int rc = l.rc ? l.rc : to_errno(e);
+	for (size_t i = 0; i < l.n; i++) {
+		if (rc == 0)
+			rc = fn(arg, l.e[i].name, l.e[i].ino, l.e[i].dtype);
+		free(l.e[i].name);
+	}
+	free(l.e);
+	return rc;
 }
 
 ssize_t ffs_fs_read(struct ffs_fs *f, uint64_t ino, void *buf, size_t len, uint64_t off)

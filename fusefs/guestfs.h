@@ -26,7 +26,8 @@ struct ffs_stat {
 int ffs_fs_open(const struct ffs_disk *d, uint64_t offset, uint64_t size,
 		struct ffs_fs **ret, char *err, size_t errlen);
 void ffs_fs_free(struct ffs_fs *fs);
-/* True when the superblock at offset looks like ext2/3/4 (cheap probe). */
+/* 1 when the superblock at offset looks like ext2/3/4 (cheap probe), 0 when
+ * not, -errno when the disk cannot be read there. */
 int ffs_fs_probe(const struct ffs_disk *d, uint64_t offset);
 
 #define FFS_ROOT_INO 2

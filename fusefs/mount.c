@@ -4,6 +4,7 @@
 #define FUSE_USE_VERSION 35
 #include <errno.h>
 #include <fuse.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -528,7 +529,13 @@ int ffs_mount(const char *store_path, const char *mountpoint, bool foreground,
 			 strerror(errno));
 		return -ENODEV;
 	}
-	struct mnt m = { .store_path = store_path, .mount_time = time(NULL) };
+	/* fuse_daemonize changes to "/": keep an absolute store path. */
+	char abs_store[PATH_MAX];
+	if (!realpath(store_path, abs_store)) {
+		snprintf(err, errlen, "no store at %s: %s", store_path, strerror(errno));
+		return -errno;
+	}
+	struct mnt m = { .store_path = abs_store, .mount_time = time(NULL) };
 	pthread_mutex_init(&m.lock, NULL);
 	/* Opening the store checks it now, so errors reach the terminal; the
 	 * handle is reopened in the server after fuse daemonizes (SQLite
@@ -559,7 +566,7 @@ int ffs_mount(const char *store_path, const char *mountpoint, bool foreground,
 		snprintf(err, errlen, "cannot go to the background");
 		return -EIO;
 	}
-	rc = store_open(store_path, STORE_OPEN_RDONLY, &m.store);
+	rc = store_open(abs_store, STORE_OPEN_RDONLY, &m.store);
 	if (rc == 0) {
 		fuse_set_signal_handlers(fuse_get_session(f));
 		struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 8 };

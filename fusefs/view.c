@@ -129,7 +129,15 @@ int ffs_view_volumes(struct ffs_view *v)
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (ffs_fs_probe(d, 0)) {
+	int probe = ffs_fs_probe(d, 0);
+	if (probe < 0) {
+		/* The disk's own data is unreadable (a corrupt or missing chunk). */
+		snprintf(v->readme, sizeof(v->readme), "disk0 cannot be read: %s\n",
+			 probe == -EBADMSG || probe == -ENOENT ? store_last_error() : strerror(-probe));
+		rc = -EIO;
+		goto out;
+	}
+	if (probe) {
 		add_volume(v, 0, 0, d->size);
 	} else {
 		rc = ffs_parse_parts(d, &v->parts);
