@@ -1,8 +1,9 @@
 /* exceptions: exception delivery through the IDT with the right vector,
  * error code, CR2 and RIP. Runs each faulting instruction in user mode
  * (and a few page faults carefully at CPL0): #DE, #UD, #GP with selector,
- * zero and IDT error codes, #BP, #DB single-step, #SS, #NM, and #PF with
- * every error-code bit (P, W, U, RSVD, I/D) plus accessed/dirty bits. */
+ * zero and IDT error codes, #GP from an unknown MSR, #BP, #DB single-step,
+ * #SS, #NM, #DF on its IST stack, and #PF with every error-code bit (P, W,
+ * U, RSVD, I/D) plus accessed/dirty bits. */
 #include "rt.h"
 
 const char rt_kernel_name[] = "exceptions";
@@ -10,7 +11,7 @@ const char rt_kernel_name[] = "exceptions";
 extern volatile u64 x_fault_rip;
 u64 x_de(u64), x_de_idiv(u64), x_ud(u64), x_gp_sel(u64), x_gp_noncanon(u64),
     x_gp_priv(u64), x_gp_intgate(u64), x_bp(u64), x_db_step(u64), x_ss(u64),
-    x_nm(u64), x_read(u64), x_write(u64), x_exec(u64);
+    x_nm(u64), x_rdmsr(u64), x_read(u64), x_write(u64), x_exec(u64);
 
 #define NOVAL (~0ULL)
 /* pf test area: page table entries made per test, far from RAM */
@@ -182,6 +183,26 @@ void test_main(void)
 		write_cr0(read_cr0() | 8);     /* TS */
 		run(&e);
 		write_cr0(read_cr0() & ~8ULL);
+	}
+	{
+		struct exp e = { "gp_unknown_msr", x_rdmsr, 0, false, 13, 0, NOVAL, 0, false };
+		run(&e);
+	}
+	if (rt_test_enabled("df_ist")) {
+		/* #PF through a not-present gate: #NP during #PF delivery is a
+		 * double fault, delivered on IST1. Its saved RIP is undefined,
+		 * so only vector, error code and the stack are checked. */
+		u64 top = rt_cpu()->ist_top;
+		rt_idt_present(14, false);
+		rt_catch_arm();
+		u64 r = rt_user_call(x_read, T + 0x40, false);
+		rt_catch_armed = 0;
+		rt_idt_present(14, true);
+		volatile struct rt_caught *c = &rt_caught;
+		if (!r || !c->hit) rt_fail("df_ist", "no exception");
+		else if (c->vector != 8 || c->error != 0) rt_fail("df_ist", "got vector=%lu error=%#lx, want #DF (8) error 0", c->vector, c->error);
+		else if (c->frame >= top || c->frame < top - 8192) rt_fail("df_ist", "handler frame %#lx not on the IST1 stack (%#lx-%#lx)", c->frame, top - 8192, top);
+		else rt_ok("df_ist");
 	}
 	if (rt_test_enabled("cr2_after")) {
 		/* the runtime still works after all that: a user round trip */

@@ -90,4 +90,23 @@ u_exit_int80:
 	int $0x80
 	ud2
 
+/* u64 u_sse_fx(u64 buf): buf 16-byte aligned, 1024 bytes: [0,512) FXSAVE
+ * area, [512,768) XMM dump after FXRSTOR, [768,1024) input patterns. */
+	.globl u_sse_fx
+u_sse_fx:
+	.irp r, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+	movdqu 768+16*\r(%rdi), %xmm\r
+	.endr
+	paddd %xmm0, %xmm1
+	fxsave (%rdi)
+	.irp r, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+	pxor %xmm\r, %xmm\r
+	.endr
+	fxrstor (%rdi)
+	.irp r, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+	movdqu %xmm\r, 512+16*\r(%rdi)
+	.endr
+	xor %eax, %eax
+	ret
+
 	.section .note.GNU-stack, "", @progbits

@@ -74,6 +74,7 @@ static void cpu_setup(struct rt_cpu *c, struct tss *t)
 	t->iomap = sizeof(*t);
 	t->rsp[0] = c->kstack_top;
 	t->ist[0] = (u64)rt_alloc(8192, 16, false) + 8192;   /* #DF, NMI, #MC */
+	c->ist_top = t->ist[0];
 	gdt[slot] = (sizeof(*t) - 1) | ((base & 0xffffff) << 16) | (0x89ULL << 40) |
 		    (((base >> 24) & 0xff) << 56);
 	gdt[slot + 1] = base >> 32;
@@ -125,6 +126,14 @@ void rt_cpu_init_bsp(void)
 void rt_set_handler(int vec, rt_handler_t h)
 {
 	handlers[vec & 0xff] = h;
+}
+
+void rt_idt_present(int vec, bool present)
+{
+	if (present)
+		idt[vec & 0xff].attr |= 0x80;
+	else
+		idt[vec & 0xff].attr &= 0x7f;
 }
 
 void rt_catch_arm(void)
@@ -181,6 +190,7 @@ void rt_trap(struct rt_frame *f)
 		rt_caught.rip = f->rip;
 		rt_caught.cs = f->cs;
 		rt_caught.rflags = f->rflags;
+		rt_caught.frame = (u64)f;
 		rt_caught.hit = 1;
 		rt_catch_armed = 0;
 		f->rflags &= ~(u64)RFLAGS_TF;

@@ -103,12 +103,14 @@ struct rt_cpu {              /* per CPU, reached through GS in the kernel */
 	u64 ustack_top;      /* 48: user stack */
 	u64 kstack_top;      /* 56 */
 	volatile u64 irqs;   /* interrupts taken by this CPU (all vectors >= 32) */
+	u64 ist_top;         /* IST1 stack (#DF, NMI, #MC) */
 };
 struct rt_cpu *rt_cpu(void);         /* current CPU (kernel mode only) */
 extern struct rt_cpu *rt_cpus[RT_MAX_CPUS];
 extern volatile int rt_ncpus_online;
 
 void rt_set_handler(int vec, rt_handler_t h);
+void rt_idt_present(int vec, bool present);   /* toggles the gate's P bit */
 /* Syscall numbers handled by the runtime; others go to the hook, which sets
  * f->rax. SYSCALL and int 0x80 both use rax = number, rdi, rsi, rdx. */
 #define SYS_EXIT 0        /* leave user mode: rt_user_call returns rdi */
@@ -125,7 +127,7 @@ u64 rt_user_call(u64 (*fn)(u64), u64 arg, bool intr);
 /* Expected-trap catcher: arm it, run code that faults; the trap handler
  * records the trap, disarms and resumes at rt_catch_resume with RSP
  * rt_catch_rsp (set by the faulting snippet). Vectors 0..31 only. */
-struct rt_caught { u64 vector, error, cr2, rip, cs, rflags; int hit; };
+struct rt_caught { u64 vector, error, cr2, rip, cs, rflags, frame; int hit; };
 extern volatile struct rt_caught rt_caught;
 extern volatile u64 rt_catch_armed, rt_catch_resume, rt_catch_rsp;
 void rt_catch_arm(void);
