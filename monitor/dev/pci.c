@@ -385,6 +385,8 @@ static void cfg_read(struct pci_dev *pd, unsigned reg, uint8_t *out, unsigned le
 			v |= PCI_STATUS_INTX;
 		out[i] = v;
 	}
+	if (pd->cfg_hook_read && reg < pd->hook_off + pd->hook_len && reg + len > pd->hook_off)
+		pd->cfg_hook_read(pd, reg, out, len);
 }
 
 static void cfg_write(struct pci_dev *pd, unsigned reg, const uint8_t *in, unsigned len)
@@ -401,6 +403,8 @@ static void cfg_write(struct pci_dev *pd, unsigned reg, const uint8_t *in, unsig
 		if (pd->msix_nvec && o == pd->msix_cap + 3u)
 			msix = true;
 	}
+	if (pd->cfg_hook_write && reg < pd->hook_off + pd->hook_len && reg + len > pd->hook_off)
+		pd->cfg_hook_write(pd, reg, len);
 	if (bars)
 		update_bars(pd);
 	if (msix)

@@ -104,6 +104,13 @@ struct pci_dev {
 	uint8_t init[PCI_CFG_SIZE];     /* image after reset */
 	uint8_t cap_end, cap_last;      /* next free cap offset, last cap */
 	struct pci_bar bar[6];
+	/* Optional: config bytes [hook_off, hook_off + hook_len) the device
+	 * emulates. Called with the host lock held after the generic
+	 * read/write of an access touching them (reg/len: the whole access);
+	 * read may patch out[]. */
+	void (*cfg_hook_read)(struct pci_dev *pd, unsigned reg, uint8_t *out, unsigned len);
+	void (*cfg_hook_write)(struct pci_dev *pd, unsigned reg, unsigned len);
+	uint8_t hook_off, hook_len;
 
 	pthread_mutex_t msix_lock;
 	unsigned msix_nvec;             /* 0: no MSI-X */

@@ -18,7 +18,7 @@
 
 #define BLK_STATE_VERSION 1
 #define BLK_QUEUE_SIZE    256
-#define BLK_CFG_SIZE      60
+#define BLK_CFG_SIZE      72      /* through the secure-erase fields (zero) */
 
 #define VIRTIO_BLK_F_SEG_MAX      2
 #define VIRTIO_BLK_F_RO           5

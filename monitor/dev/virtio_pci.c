@@ -13,6 +13,7 @@
 #define VIRTIO_PCI_CAP_NOTIFY 2
 #define VIRTIO_PCI_CAP_ISR    3
 #define VIRTIO_PCI_CAP_DEVICE 4
+#define VIRTIO_PCI_CAP_PCI_CFG 5
 
 static uint64_t feat(unsigned bit) { return 1ULL << bit; }
 
@@ -323,6 +324,43 @@ static void main_write(void *opaque, uint64_t off, const void *data, unsigned le
 
 static const struct bus_ops main_ops = { .read = main_read, .write = main_write };
 
+/* ---- VIRTIO_PCI_CAP_PCI_CFG: BAR access through config space ---- */
+
+/* The window's BAR, offset and length, when they name a valid access. */
+static const struct pci_bar *pcicfg_target(struct pci_dev *pd, uint32_t *off, uint32_t *len)
+{
+	const uint8_t *cap = pd->cfg + pd->hook_off - 16;
+	uint8_t bar = cap[4];
+	memcpy(off, cap + 8, 4);
+	memcpy(len, cap + 12, 4);
+	if (bar > 5 || pd->bar[bar].type == PCI_BAR_NONE ||
+	    (*len != 1 && *len != 2 && *len != 4) || *off % *len ||
+	    (uint64_t)*off + *len > pd->bar[bar].size)
+		return NULL;
+	return &pd->bar[bar];
+}
+
+static void pcicfg_read(struct pci_dev *pd, unsigned reg, uint8_t *out, unsigned len)
+{
+	uint32_t off, n;
+	const struct pci_bar *b = pcicfg_target(pd, &off, &n);
+	uint8_t buf[4] = { 0 };
+	if (b)
+		b->ops->read(b->opaque, off, buf, n);
+	memcpy(pd->cfg + pd->hook_off, buf, 4);
+	for (unsigned i = 0; i < len; i++)
+		if (reg + i >= pd->hook_off && reg + i < pd->hook_off + 4u)
+			out[i] = buf[reg + i - pd->hook_off];
+}
+
+static void pcicfg_write(struct pci_dev *pd, unsigned reg, unsigned len)
+{
+	uint32_t off, n;
+	const struct pci_bar *b = pcicfg_target(pd, &off, &n);
+	if (b)
+		b->ops->write(b->opaque, off, pd->cfg + pd->hook_off, n);
+}
+
 /* ---- setup ---- */
 
 static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t len, bool notify)
@@ -376,6 +414,16 @@ int virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const struct virtio_de
 	    (ops->cfg_size &&
 	     (rc = add_vcap(vd, VIRTIO_PCI_CAP_DEVICE, VIRTIO_DEVCFG_OFF, ops->cfg_size, false)) < 0))
 		goto err_pci;
+	/* The config-space access window (cap + u8 pci_cfg_data[4]). */
+	uint8_t pcap[20] = { PCI_CAP_ID_VNDR, 0, 20, VIRTIO_PCI_CAP_PCI_CFG };
+	if ((rc = pci_dev_add_cap(&vd->pci, pcap, sizeof(pcap))) < 0)
+		goto err_pci;
+	vd->pci.wmask[rc + 4] = 0xFF;
+	memset(vd->pci.wmask + rc + 8, 0xFF, 12);   /* offset, length, data */
+	vd->pci.hook_off = (uint8_t)(rc + 16);
+	vd->pci.hook_len = 4;
+	vd->pci.cfg_hook_read = pcicfg_read;
+	vd->pci.cfg_hook_write = pcicfg_write;
 	reset_locked(vd);
 	/* The worker inherits a full signal mask: process signals belong
 	 * to the threads that handle them. */

@@ -118,12 +118,13 @@ int drv_probe(struct drv *d, struct tvm *t, unsigned slot)
 		} else if (id == 0x09) {
 			unsigned type = cfg_read(t, slot, cap + 3, 1);
 			uint64_t off = cfg_read(t, slot, cap + 8, 4);
-			if (off == 0)
+			if (type == 1 && off == 0)
 				d->bar4 = bar_addr(t, slot, cfg_read(t, slot, cap + 4, 1));
 			if (type == 1) d->cap_common = (uint8_t)cap;
 			if (type == 2) d->cap_notify = (uint8_t)cap;
 			if (type == 3) d->cap_isr = (uint8_t)cap;
 			if (type == 4) d->cap_device = (uint8_t)cap;
+			if (type == 5) d->cap_pcicfg = (uint8_t)cap;
 		}
 		cap = cfg_read(t, slot, cap + 1, 1);
 	}

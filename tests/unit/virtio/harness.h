@@ -41,7 +41,7 @@ struct drv {
 	struct tvm *t;
 	unsigned slot;
 	uint64_t bar4, msix;            /* BAR addresses */
-	uint8_t cap_common, cap_notify, cap_isr, cap_device, cap_msix;
+	uint8_t cap_common, cap_notify, cap_isr, cap_device, cap_msix, cap_pcicfg;
 	uint16_t qsize;
 	uint64_t qbase;
 	uint16_t avail_idx, used_seen;

@@ -129,6 +129,43 @@ static void test_pci_enumeration(void)
 	blk_done(t);
 }
 
+/* VIRTIO_PCI_CAP_PCI_CFG: BAR registers through config space. */
+static void test_pci_cfg_window(void)
+{
+	struct drv d;
+	struct tvm *t = blk_vm(false, &d);
+	CHECK(t);
+	if (!t)
+		return;
+	unsigned c = d.cap_pcicfg, s = d.slot;
+	CHECK(c != 0);
+	CHECK_EQ(cfg_read(t, s, c + 2, 1), 20);
+	cfg_write(t, s, c + 4, 4, 1);                  /* BAR4 */
+	cfg_write(t, s, c + 8, 0x12, 4);               /* num_queues */
+	cfg_write(t, s, c + 12, 2, 4);
+	CHECK_EQ(cfg_read(t, s, c + 16, 2), 1);
+	cfg_write(t, s, c + 8, 0x14, 4);               /* device_status */
+	cfg_write(t, s, c + 12, 1, 4);
+	cfg_write(t, s, c + 16, 1, 1);
+	CHECK_EQ(drv_status(&d), 1);
+	CHECK_EQ(cfg_read(t, s, c + 16, 1), 1);
+	/* Invalid windows read 0 and ignore writes. */
+	cfg_write(t, s, c + 12, 3, 4);                 /* bad length */
+	CHECK_EQ(cfg_read(t, s, c + 16, 4), 0);
+	cfg_write(t, s, c + 16, 0, 1);
+	CHECK_EQ(drv_status(&d), 1);
+	cfg_write(t, s, c + 12, 4, 4);
+	cfg_write(t, s, c + 8, 0x4000, 4);             /* past the BAR */
+	CHECK_EQ(cfg_read(t, s, c + 16, 4), 0);
+	cfg_write(t, s, c + 4, 0, 1);                  /* BAR0: not implemented */
+	cfg_write(t, s, c + 8, 0, 4);
+	CHECK_EQ(cfg_read(t, s, c + 16, 4), 0);
+	cfg_write(t, s, c + 4, 1, 1);                  /* MSI-X BAR works too */
+	cfg_write(t, s, c + 8, 12, 4);
+	CHECK_EQ(cfg_read(t, s, c + 16, 4), 1);        /* vector 0 masked */
+	blk_done(t);
+}
+
 static void test_bar_sizing_and_moving(void)
 {
 	struct drv d;
@@ -590,6 +627,7 @@ int main(void)
 	TEST(test_blockdev_raw);
 	TEST(test_pci_enumeration);
 	TEST(test_bar_sizing_and_moving);
+	TEST(test_pci_cfg_window);
 	TEST(test_feature_negotiation);
 	TEST(test_blk_write_flush_read);
 	TEST(test_blk_discard_write_zeroes);
