@@ -39,6 +39,10 @@ struct vm_config {
 	int ndisks;
 	bool rng;                  /* virtio-rng */
 	int console_in, console_out;  /* fds for the UART (-1: none) */
+	/* KVM: give the guest only the CPU features the BT engine implements
+	 * (monitor/kvm/cpuid.c), so a VM started under KVM can be resumed
+	 * under BT. false: the fuller host-derived model. */
+	bool portable_cpu;
 };
 
 enum vm_stop {

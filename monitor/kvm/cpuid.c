@@ -23,6 +23,15 @@
  *    kvmclock with the new MSRs (CLOCKSOURCE2), NOP_IO_DELAY and the
  *    stable-clock bit: the MSRs of async PF, steal time, PV EOI and the
  *    other paravirt features are not in the canonical state.
+ *
+ * The portable model (vm_config.portable_cpu) further keeps only what the
+ * BT engine implements (monitor/bt/cpuid.c), so the guest can be resumed
+ * under BT: 1.EDX FPU DE PSE TSC MSR PAE CX8 APIC SEP PGE CMOV PAT PSE36
+ * CLFSH MMX FXSR SSE SSE2 (+HTT for the topology), 1.ECX CX16 POPCNT
+ * TSC-deadline hypervisor, 7.0.EBX ERMS, 7.0.EDX FSRM SPEC_CTRL
+ * ARCH_CAPABILITIES, 0x80000001.EDX SYSCALL NX PDPE1GB RDTSCP LM,
+ * 0x80000007.EDX invariant TSC; no XSAVE (leaf 0xD) and no paravirt
+ * leaves. Vendor, family/model and address sizes stay the host's.
  */
 #include <errno.h>
 #include <string.h>
@@ -193,8 +202,49 @@ static struct kvm_cpuid_entry2 topo(uint32_t fn, uint32_t idx, const struct kvm_
 	return t;
 }
 
-static int removed(uint32_t fn, uint32_t idx, uint64_t xcr0)
+/* Portable model masks (the BT engine's features, see the top). */
+#define P_L1_EDX (BIT(0) | BIT(2) | BIT(3) | BIT(4) | BIT(5) | BIT(6) | BIT(8) | BIT(9) | \
+		  BIT(11) | BIT(13) | BIT(15) | BIT(16) | BIT(17) | BIT(19) | BIT(23) | \
+		  BIT(24) | BIT(25) | BIT(26) | BIT(28))
+#define P_L1_ECX (BIT(13) | BIT(23) | BIT(24) | BIT(31))
+#define P_L7_EBX BIT(9)
+#define P_L7_EDX (BIT(4) | BIT(26) | BIT(29))
+#define P_E1_EDX (BIT(11) | BIT(20) | BIT(26) | BIT(27) | BIT(29))
+#define P_E7_EDX BIT(8)
+
+static void portable(struct kvm_cpuid_entry2 *e)
 {
+	switch (e->function) {
+	case 1:
+		e->edx &= P_L1_EDX;
+		e->ecx &= P_L1_ECX;
+		break;
+	case 7:
+		if (e->index == 0) {
+			e->eax = 0;                 /* no subleaf 1 and up */
+			e->ebx &= P_L7_EBX;
+			e->ecx = 0;
+			e->edx &= P_L7_EDX;
+		} else {
+			e->eax = e->ebx = e->ecx = e->edx = 0;
+		}
+		break;
+	case 0x80000001:
+		e->ecx = 0;
+		e->edx &= P_E1_EDX;
+		break;
+	case 0x80000007:
+		e->edx &= P_E7_EDX;
+		break;
+	default:
+		break;
+	}
+}
+
+static int removed(uint32_t fn, uint32_t idx, uint64_t xcr0, bool portable_model)
+{
+	if (portable_model && (fn == 0xd || (fn >= 0x40000000 && fn < 0x50000000)))
+		return 1;
 	switch (fn) {
 	case 0x12: case 0x14: case 0x1d: case 0x1e:
 	case 0x8000000a: case 0x8000001d: case 0x8000001e: case 0x8000001f: case 0x80000022:
@@ -228,7 +278,7 @@ int kvm_cpuid_model(const struct kvm_cpuid_entry2 *in, int nin,
 		return -EINVAL;
 	for (int i = 0; i < nin; i++) {
 		struct kvm_cpuid_entry2 e = in[i];
-		if (removed(e.function, e.index, xcr0))
+		if (removed(e.function, e.index, xcr0, o->portable))
 			continue;
 		if (e.function == 0xb || e.function == 0x1f) {
 			bool *done = e.function == 0xb ? &done_b : &done_1f;
@@ -267,6 +317,8 @@ int kvm_cpuid_model(const struct kvm_cpuid_entry2 *in, int nin,
 		default:
 			break;
 		}
+		if (o->portable)
+			portable(&e);
 		if ((r = push(out, &n, max, &e)) < 0)
 			return r;
 	}

@@ -208,7 +208,8 @@ static int setup_cpuid(struct kvm_engine *k, struct kvm_vcpu_ctx *v, const struc
 	if (!c)
 		return -ENOMEM;
 	struct kvm_cpuid_opts o = { .cpu = v->index, .ncpus = k->ncpus,
-				    .tsc_deadline = k->has_tsc_deadline };
+				    .tsc_deadline = k->has_tsc_deadline,
+				    .portable = k->vm->cfg.portable_cpu };
 	int n = kvm_cpuid_model(sup->entries, (int)sup->nent, &o, c->entries, max);
 	int r = n;
 	if (n >= 0) {

@@ -129,6 +129,7 @@ void kvm_fpu_from_fxsave(const uint8_t fx[512], struct kvm_fpu *f);
 struct kvm_cpuid_opts {
 	int cpu, ncpus;             /* this vCPU's APIC ID and the VM's count */
 	bool tsc_deadline;          /* KVM_CAP_TSC_DEADLINE_TIMER */
+	bool portable;              /* only what the BT engine implements */
 };
 /* Filters KVM_GET_SUPPORTED_CPUID output (in, nin) into the guest model
  * for one vCPU (out, at most max entries). Returns the entry count or

@@ -227,6 +227,39 @@ static void cpuid_removed_leaves_and_pv(void)
 	CHECK(l0 && l0->ebx == 0x756e6547);
 }
 
+static void cpuid_portable_model(void)
+{
+	/* Only the BT engine's features: no AVX/XSAVE, no VMX, no paravirt
+	 * leaves; topology and APIC IDs as usual. */
+	struct kvm_cpuid_opts o = { .cpu = 1, .ncpus = 2, .tsc_deadline = true, .portable = true };
+	int n = kvm_cpuid_model(host, NHOST, &o, out, 64);
+	CHECK(n > 0);
+	const struct kvm_cpuid_entry2 *l1 = get(out, n, 1, 0), *l7 = get(out, n, 7, 0),
+				      *l71 = get(out, n, 7, 1), *e1 = get(out, n, 0x80000001, 0);
+	CHECK(l1 && l7 && e1);
+	if (!l1 || !l7 || !e1)
+		return;
+	CHECK_EQ(l1->ecx, (1u << 24) | (1u << 31));   /* host has no CX16/POPCNT here */
+	CHECK(!(l1->ecx & ((1u << 26) | (1u << 28))));  /* no XSAVE, AVX */
+	CHECK_EQ(l1->edx & ~0x178bfbffu, 0);
+	CHECK(l1->edx & (1u << 26));                  /* SSE2 */
+	CHECK(!(l1->edx & (1u << 12)));               /* no MTRR */
+	CHECK_EQ(l1->ebx >> 24, 1);
+	CHECK_EQ(l7->eax, 0);
+	CHECK_EQ(l7->ebx, 0);                          /* host lacks ERMS */
+	CHECK_EQ(l7->ecx, 0);
+	CHECK_EQ(l7->edx, 0);
+	CHECK(!l71 || (!l71->eax && !l71->ebx && !l71->ecx && !l71->edx));
+	CHECK_EQ(e1->ecx, 0);
+	CHECK_EQ(e1->edx, 0x2c100800u & ((1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29)));
+	CHECK(get(out, n, 0xd, 0) == NULL);
+	CHECK(get(out, n, 0xd, 2) == NULL);
+	CHECK(get(out, n, 0x40000000, 0) == NULL);
+	CHECK(get(out, n, 0x40000001, 0) == NULL);
+	const struct kvm_cpuid_entry2 *b1 = get(out, n, 0xb, 1);
+	CHECK(b1 && b1->ebx == 2 && b1->edx == 1);
+}
+
 static void cpuid_bad_args(void)
 {
 	struct kvm_cpuid_opts o = { .cpu = 2, .ncpus = 2 };
@@ -242,6 +275,7 @@ int kvm_cpuid_tests(void)
 	TEST(cpuid_xsave_within_4k);
 	TEST(cpuid_avx512_dropped_when_too_big);
 	TEST(cpuid_removed_leaves_and_pv);
+	TEST(cpuid_portable_model);
 	TEST(cpuid_bad_args);
 	return test_failures;
 }
