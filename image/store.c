@@ -42,7 +42,7 @@ int store_sqlerr(struct store *s, int rc, const char *what)
 				 s ? (s->lock_timeout_ms + 999) / 1000 : 0);
 	case SQLITE_FULL:
 		return store_err(ENOSPC, "%s: the store's filesystem is full; free space "
-				 "or run 'roam gc' (nothing was changed)", what);
+				 "(or run 'roam gc') and retry", what);
 	case SQLITE_READONLY:
 		return store_err(EROFS, "%s: store is read-only (%s)", what, msg);
 	case SQLITE_NOMEM:
@@ -307,7 +307,7 @@ int store_init(const char *path, const struct store_init_opts *opts)
 		 "PRAGMA application_id=%d; BEGIN; %s"
 		 "INSERT INTO meta VALUES('chunk_size', %u), ('level', %d), ('created', %lld);"
 		 "PRAGMA user_version=%d; COMMIT;",
-		 getenv("XPS") ? atoi(getenv("XPS")) : STORE_PAGE_SIZE, STORE_APP_ID, schema_sql, chunk, level,
+		 STORE_PAGE_SIZE, STORE_APP_ID, schema_sql, chunk, level,
 		 (long long)time(NULL), STORE_SCHEMA_VERSION);
 	char *err = NULL;
 	rc = sqlite3_exec(db, sql, NULL, NULL, &err);
@@ -466,7 +466,6 @@ int store_open(const char *path, unsigned flags, struct store **ret)
 		r = store_sqlerr(s, rc, "opening the store");
 		goto err;
 	}
-	if (getenv("XSQL")) exec_simple(s->db, getenv("XSQL"));
 	r = read_meta(s);
 	if (r)
 		goto err;
