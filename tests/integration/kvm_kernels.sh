@@ -1,11 +1,12 @@
 #!/bin/sh
-# Every test kernel ($ROAM_BUILD/guest/*.elf, tests/guest/) under
+# Every test kernel ($ROAM_BUILD/guest/*.elf, tests/guest/README.md) under
 # `roam boot --engine kvm`: exceptions, user mode, timers (PIT, LAPIC),
-# virtio-blk, SMP (--cpus 2 and 4), hostile virtio input. A kernel passes
-# with debug-exit status 33 and "RESULT: PASS" on the console; status 37
-# (the kernel skipped itself) is a skip. Skipped where /dev/kvm is absent
-# or not accessible. Benchmark-only kernels (cpubench, counter, touch64)
-# run in bench/ instead.
+# mode switches, self-modifying code, virtio-blk (pattern checked from the
+# host, then read back by a second boot), hostile virtio input, SMP
+# (--cpus 2 and 4), cpubench with its known checksum, touch64. A kernel
+# passes with debug-exit status 33 and "RESULT: PASS" on the console;
+# status 37 (the kernel skipped itself) is a skip. Skipped where /dev/kvm
+# is absent or not accessible. counter belongs to the checkpoint tests.
 . "$ROAM_SRC/tests/integration/lib.sh"
 
 if [ ! -e /dev/kvm ]; then skip kvm_kernels "/dev/kvm absent"; exit 0; fi
@@ -30,13 +31,22 @@ run() {
 for k in "$@"; do
 	n=$(basename "$k" .elf)
 	case $n in
-	cpubench|counter|touch64) continue ;;
-	virtio_blk|hostile_virtio)
-		truncate -s 16M "$T/$n.img"
-		run "$n" "$k" --disk "$T/$n.img" ;;
+	counter) continue ;;
+	virtio_blk)
+		truncate -s 16M "$T/blk.img"
+		run virtio_blk "$k" --disk "$T/blk.img"
+		line=$(dd if="$T/blk.img" bs=512 skip=255 count=1 2>/dev/null | head -c 31)
+		if [ "$line" = "roam-blk sector 0000255 line 00" ]; then pass kvm_virtio_blk_host_sees_data
+		else fail kvm_virtio_blk_host_sees_data "sector 255 starts with '$line'"; fi
+		run virtio_blk_verify "$k" --disk "$T/blk.img,ro" --append "mode=verify ro" ;;
+	hostile_virtio)
+		truncate -s 16M "$T/hostile.img"
+		run hostile_virtio "$k" --disk "$T/hostile.img" ;;
 	smp)
 		run smp_2 "$k" --cpus 2
 		run smp_4 "$k" --cpus 4 ;;
+	cpubench)
+		run cpubench "$k" --append "mb=4 expect=30c1b82964a593857b4321a6459fb82f" ;;
 	*)
 		run "$n" "$k" ;;
 	esac
