@@ -59,7 +59,7 @@ else echo "  /dev/kvm without vmx/svm (PVM): guest kernel code is emulated"; fi
 
 ok=1
 time_runs "$W/roam.t" 33 "$ROAM" boot --engine kvm --mem 256M "$K" || ok=0
-time_runs "$W/qemu.t" 33 $QEMU -accel kvm -M pc -m 256M -nographic -no-reboot \
+time_runs "$W/qemu.t" 33 $QEMU -accel kvm -M pc -m 256M -nographic -no-reboot -net none \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$K" || ok=0
 if [ $ok -eq 1 ]; then report "touch64 (test kernel)" "$W/roam.t" "$W/qemu.t" "qemu -accel kvm"
 else echo "touch64 (test kernel): a run failed; no numbers"; fi
