@@ -5,7 +5,11 @@
  * - u32 modes_roundtrip(u32 a): long -> compatibility -> legacy protected
  *   mode with paging off (EFER.LME cleared) -> 16-bit protected mode ->
  *   real mode -> 32-bit protected mode -> long mode again (through
- *   rt_pm32_to_long). The 16-bit part is copied to MODES_ADDR by C first.
+ *   rt_pm32_to_long). On the way down, with long mode off, it also turns
+ *   on legacy 32-bit paging (4 KiB and 4 MiB pages) and then PAE paging
+ *   (4 KiB and 2 MiB pages) with tables modes.c built, accesses memory
+ *   through them, and turns paging off again.
+ *   The 16-bit part is copied to MODES_ADDR by C first.
  *   Results land in modes_pm32_mark and the blob's data words. */
 
 #define MODES_ADDR 0x6000
@@ -77,6 +81,37 @@ rt_pm32:
 	movl $0x32323232, modes_pm32_mark
 	mov %cr0, %eax
 	mov %eax, modes_pm32_cr0
+	/* legacy 32-bit paging, 4 MiB (PSE) and 4 KiB pages (tables from C) */
+	mov %cr4, %eax
+	and $~0x20, %eax
+	or $0x10, %eax
+	mov %eax, %cr4
+	mov $modes_pd32, %eax
+	mov %eax, %cr3
+	mov %cr0, %eax
+	or $0x80000000, %eax
+	mov %eax, %cr0
+	movl $0x11223344, 0x40000000    /* 4 KiB page -> modes_page1 */
+	mov 0x80000000 + modes_pm32_mark, %eax   /* 4 MiB page at 2 GiB -> 0 */
+	mov %eax, modes_pse_read
+	mov %cr0, %eax
+	and $0x7fffffff, %eax
+	mov %eax, %cr0
+	/* PAE paging without long mode */
+	mov %cr4, %eax
+	or $0x20, %eax
+	mov %eax, %cr4
+	mov $modes_pdpt, %eax
+	mov %eax, %cr3
+	mov %cr0, %eax
+	or $0x80000000, %eax
+	mov %eax, %cr0
+	movl $0x55667788, 0x40000000    /* 4 KiB page -> modes_page2 */
+	mov 0x40200000 + 0x7020, %eax   /* 2 MiB page at 1 GiB + 2 MiB -> 0 */
+	mov %eax, modes_pae_read
+	mov %cr0, %eax
+	and $0x7fffffff, %eax
+	mov %eax, %cr0
 	ljmp $KCODE16, $(MODES_ADDR + m_pm16 - modes_blob)
 
 /* ---- copied to MODES_ADDR; position-dependent on that address ---- */
@@ -149,8 +184,10 @@ m_back64:
 
 	.data
 	.align 8
-	.globl modes_pm32_mark, modes_pm32_cr0
+	.globl modes_pm32_mark, modes_pm32_cr0, modes_pse_read, modes_pae_read
 modes_saved_rsp: .quad 0
+modes_pse_read: .long 0
+modes_pae_read: .long 0
 modes_pm32_mark: .long 0
 modes_pm32_cr0: .long 0
 
