@@ -163,11 +163,15 @@ int console_new(struct vm *vm, int in_fd, int out_fd, struct console **ret)
 		c->tty = isatty(in_fd);
 		if (!c->file) {
 			int rc = evloop_add_fd(vm->ev, in_fd, EPOLLIN, on_input, c);
-			if (rc) {
+			if (rc == -EPERM) {
+				/* Not pollable (/dev/null, ...): read on demand. */
+				c->file = true;
+			} else if (rc) {
 				console_free(c);
 				return rc;
+			} else {
+				c->watched = true;
 			}
-			c->watched = true;
 		}
 	}
 	if (c->tty && !saved_tty.active) {

@@ -237,6 +237,16 @@ static void uart_console_file(void)
 	outb(vm, COM1 + 0, 'x');                        /* no output fd: dropped */
 	fake_vm_free(vm);
 	close(fd);
+	/* /dev/null cannot be polled: read on demand, EOF at once. */
+	CHECK_EQ(fake_vm_new(1, 16, 0, &vm), 0);
+	fd = open("/dev/null", O_RDONLY);
+	vm->cfg.console_in = fd;
+	CHECK_EQ(legacy_devices_create(vm), 0);
+	outb(vm, COM1 + 2, 0x01);
+	CHECK_EQ(read_rx(vm, buf, 16, 20), 0);
+	CHECK_EQ(vm->stop, VM_RUNNING);
+	fake_vm_free(vm);
+	close(fd);
 }
 
 static void console_tty_escapes(void)
