@@ -12,8 +12,11 @@ const char rt_kernel_name[] = "virtio_blk";
 
 static void fill_sector(u8 *p, u64 s)
 {
-	for (int l = 0; l < 16; l++)
-		rt_snprintf((char *)p + 32 * l, 33, "roam-blk sector %07lu line %02d\n", s, l);
+	char line[33];
+	for (int l = 0; l < 16; l++) {
+		rt_snprintf(line, sizeof(line), "roam-blk sector %07lu line %02d\n", s, l);
+		memcpy(p + 32 * l, line, 32);
+	}
 }
 
 static u64 u_main(u64 unused)

@@ -16,7 +16,10 @@ void rt_pic_disable(void)
 	outb(0x21, 0xff); outb(0xa1, 0xff);
 }
 
-u64 rt_lapic_base(void) { return rdmsr(MSR_APIC_BASE) & 0xfffff000ULL; }
+/* Cached so that LAPIC accesses from CPL3 (no RDMSR there) and from
+ * emulated CPL0 code stay cheap; set by rt_lapic_enable on the BSP. */
+static u64 lapic_base = 0xfee00000ULL;
+u64 rt_lapic_base(void) { return lapic_base; }
 u32 rt_lapic_read(u32 reg) { return mmio_read32(rt_lapic_base() + reg); }
 void rt_lapic_write(u32 reg, u32 v) { mmio_write32(rt_lapic_base() + reg, v); }
 u32 rt_lapic_id(void) { return rt_lapic_read(0x20) >> 24; }
@@ -24,7 +27,9 @@ void rt_lapic_eoi(void) { rt_lapic_write(0xb0, 0); }
 
 void rt_lapic_enable(void)
 {
-	wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | (1 << 11));
+	u64 m = rdmsr(MSR_APIC_BASE);
+	wrmsr(MSR_APIC_BASE, m | (1 << 11));
+	lapic_base = m & 0xfffff000ULL;
 	rt_lapic_write(0x80, 0);              /* TPR: accept everything */
 	rt_lapic_write(0xf0, 0x100 | 0xff);   /* software enable, spurious 0xff */
 	rt_lapic_write(0x350, 0x10000);       /* LINT0 masked (PIC unused) */
