@@ -180,6 +180,22 @@ static int c_status_garbage(struct vblk_ring *r)
 	return 0;
 }
 
+/* Queue registers written while live and for queues that do not exist. */
+static int c_queue_cfg_garbage(struct vblk_ring *r)
+{
+	u64 c = vblk_common(b);
+	mmio_write16(c + 22, 0x1234);              /* queue_select: no such queue */
+	mmio_write16(c + 24, 0x7fff);
+	mmio_write32(c + 32, 0xdead0000u);
+	mmio_write32(c + 36, 0xffffffffu);
+	mmio_write16(c + 28, 1);                   /* enable it */
+	mmio_write16(c + 22, 0);
+	mmio_write16(c + 24, 0x7fff);              /* resize the live queue */
+	mmio_write16(c + 24, 3);
+	chain3(r, (u64)data, 512, VRING_DESC_F_WRITE);
+	return 0;
+}
+
 /* MSI-X on, table entry 0 aimed outside RAM, queue and config vectors at
  * entry 0 and at a vector the table does not have; then a request, so the
  * device signals into nowhere. MSI-X is switched off again afterwards. */
@@ -243,6 +259,7 @@ static const struct hcase cases[] = {
 	{ "queue_out_of_ram", c_queue_out_of_ram },
 	{ "notify_bad_queue", c_notify_bad_queue },
 	{ "status_garbage", c_status_garbage },
+	{ "queue_cfg_garbage", c_queue_cfg_garbage },
 	{ "msix_garbage", c_msix_garbage },
 };
 
