@@ -127,6 +127,16 @@ static int decode_cross(struct bt_cpu *c, uint64_t la, const uint8_t *h1, struct
 	return bt_decode(buf, 15, (enum bt_mode)c->mode, out);
 }
 
+/* REP string instructions restart themselves (next_rip = rip) after a
+ * bounded amount of work, so they end their block like a branch. */
+static bool ends_block(const struct bt_insn *i)
+{
+	if (!i->rep || BT_MAP(i->op) != 0)
+		return false;
+	uint8_t b = (uint8_t)BT_BYTE(i->op);
+	return (b >= 0xa4 && b <= 0xa7) || (b >= 0xaa && b <= 0xaf) || (b >= 0x6c && b <= 0x6f);
+}
+
 static void set_exec(struct bt_insn *i, int r)
 {
 	if (r == -E2BIG) {
@@ -190,7 +200,7 @@ static struct bt_block *build(struct bt_cpu *c, uint64_t la, const uint8_t *h, u
 		}
 		n++;
 		pos += i->len;
-		if (i->flags & (BT_I_BRANCH | BT_I_SYS))
+		if (i->flags & (BT_I_BRANCH | BT_I_SYS) || ends_block(i))
 			break;
 	}
 	if (n == 0)
@@ -262,29 +272,6 @@ struct bt_block *bt_block_lookup(struct bt_cpu *c)
 		pp = &b->hnext;
 	}
 	return build(c, la, h, key);
-}
-
-/* Follows or records the chain from prev (slot chosen by the caller) to
- * the block at the current RIP. Returns NULL when a full lookup is
- * needed. */
-struct bt_block *bt_block_chain(struct bt_cpu *c, struct bt_block *prev)
-{
-	struct bt_sys *s = c->sys;
-	for (int k = 0; k < BT_BLOCK_SUCC; k++) {
-		struct bt_block *b = prev->succ[k].b;
-		if (!b || prev->succ[k].rip != c->rip)
-			continue;
-		if (b->gen != prev->succ[k].gen || !b->valid)
-			return NULL;
-		/* the successor's page must still map to its RAM page */
-		uint64_t la = rip_linear(c);
-		const struct bt_tlb_ent *t = &s->tlb[s->user][BT_ACC_X][(la >> 12) & (BT_TLB_SIZE - 1)];
-		if (t->tag != (la & ~0xfffULL) ||
-		    (const uint8_t *)(t->addend + t->tag) != s->ram + (b->key & ~0xfffULL))
-			return NULL;
-		return b;
-	}
-	return NULL;
 }
 
 void bt_block_link(struct bt_block *prev, struct bt_block *b, uint64_t rip)

@@ -11,7 +11,10 @@
  * c->next_rip; the loop then does c->rip = c->next_rip. An exception is
  * raised with bt_raise*(), which records it and longjmps to c->jmp; the
  * loop then delivers it through the IDT with c->rip still at the faulting
- * instruction (traps use next_rip). */
+ * instruction (traps use next_rip). The loop runs a block's instructions
+ * back to back, so only instructions that end a block may leave next_rip
+ * anything but rip + len: those flagged BT_I_BRANCH or BT_I_SYS, and REP
+ * string instructions (block.c ends blocks after them too). */
 #ifndef ROAM_BT_INT_H
 #define ROAM_BT_INT_H
 #include <setjmp.h>

@@ -170,6 +170,39 @@ static bool events(struct bt_cpu *c)
 
 /* ---- execution ---- */
 
+static inline uint64_t rip_linear(const struct bt_cpu *c)
+{
+	if (c->mode == BT_MODE64)
+		return c->rip;
+	return (c->seg[SEG_CS].base + c->rip) & 0xffffffffULL;
+}
+
+/* A chained successor of prev valid for the current RIP, or NULL. Within
+ * the linear page the previous block was entered at, the mapping is the
+ * one already checked; elsewhere the exec TLB must still map the page to
+ * the successor's RAM page. */
+static inline struct bt_block *chain(struct bt_cpu *c, struct bt_block *prev)
+{
+	struct bt_sys *s = c->sys;
+	for (int k = 0; k < BT_BLOCK_SUCC; k++) {
+		struct bt_block *b = prev->succ[k].b;
+		if (prev->succ[k].rip != c->rip || !b)
+			continue;
+		if (b->gen != prev->succ[k].gen || !b->valid)
+			return NULL;
+		uint64_t la = rip_linear(c);
+		uint64_t lp = la & ~0xfffULL;
+		if (lp == s->cur_lpage && ((b->key ^ prev->key) >> 12) == 0)
+			return b;
+		const struct bt_tlb_ent *t = &s->tlb[s->user][BT_ACC_X][(la >> 12) & (BT_TLB_SIZE - 1)];
+		if (t->tag != lp || (const uint8_t *)(t->addend + lp) != s->ram + (b->key & ~0xfffULL))
+			return NULL;
+		s->cur_lpage = lp;
+		return b;
+	}
+	return NULL;
+}
+
 /* Runs blocks until the budget is spent, an event needs the outer loop,
  * or the vCPU halts. Exceptions longjmp out of here. */
 static void __attribute__((noinline)) exec_blocks(struct bt_cpu *c)
@@ -188,8 +221,9 @@ static void __attribute__((noinline)) exec_blocks(struct bt_cpu *c)
 		s->budget--;
 		struct bt_block *b = NULL;
 		if (s->prev)
-			b = bt_block_chain(c, s->prev);
+			b = chain(c, s->prev);
 		if (!b) {
+			s->cur_lpage = rip_linear(c) & ~0xfffULL;
 			b = bt_block_lookup(c);
 			if (!b) {
 				s->budget = 0;

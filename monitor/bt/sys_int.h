@@ -55,6 +55,7 @@ struct bt_sys {
 	uint64_t tlb_gen;             /* engine tlb generation last seen */
 	/* block chaining: the block that ran last and may be chained from */
 	struct bt_block *prev;
+	uint64_t cur_lpage;           /* linear page the current block was entered at */
 	int prev_slot;
 	uint64_t insns;               /* instructions retired (statistics) */
 	uint64_t sipi_vector;
@@ -148,8 +149,6 @@ void bt_code_page_protect(struct bt_engine *e, uint64_t pg);
 /* The block for the current RIP (lookup or translation; raises #PF/#GP
  * on fetch); NULL after stopping the VM (execution outside RAM). */
 struct bt_block *bt_block_lookup(struct bt_cpu *c);
-/* A chained successor of prev valid for the current RIP, or NULL. */
-struct bt_block *bt_block_chain(struct bt_cpu *c, struct bt_block *prev);
 void bt_block_link(struct bt_block *prev, struct bt_block *b, uint64_t rip);
 
 /* ---- MMU (mmu.c) ---- */
