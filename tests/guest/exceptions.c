@@ -42,10 +42,15 @@ static void run(const struct exp *e)
 	u64 want_rip = e->rip_is_arg ? e->arg : x_fault_rip + e->rip_delta;
 	u64 want_cs = e->user ? SEL_UCODE64 : SEL_KCODE64;
 	if (c->vector != e->vector || (e->error != NOVAL && c->error != e->error) ||
-	    (e->cr2 != NOVAL && c->cr2 != e->cr2) || c->rip != want_rip || c->cs != want_cs)
-		rt_fail(e->name, "got vector=%lu error=%#lx cr2=%#lx rip=%#lx cs=%#lx; want vector=%lu error=%#lx cr2=%#lx rip=%#lx cs=%#lx",
-			c->vector, c->error, c->cr2, c->rip, c->cs, e->vector,
-			e->error, e->cr2, want_rip, want_cs);
+	    (e->cr2 != NOVAL && c->cr2 != e->cr2) || c->rip != want_rip || c->cs != want_cs) {
+		char werr[24] = "any", wcr2[24] = "any";
+		if (e->error != NOVAL)
+			rt_snprintf(werr, sizeof(werr), "%#lx", e->error);
+		if (e->cr2 != NOVAL)
+			rt_snprintf(wcr2, sizeof(wcr2), "%#lx", e->cr2);
+		rt_fail(e->name, "got vector=%lu error=%#lx cr2=%#lx rip=%#lx cs=%#lx; want vector=%lu error=%s cr2=%s rip=%#lx cs=%#lx",
+			c->vector, c->error, c->cr2, c->rip, c->cs, e->vector, werr, wcr2, want_rip, want_cs);
+	}
 	else
 		rt_ok(e->name);
 }
