@@ -50,9 +50,9 @@ static void run(const struct exp *e)
 			rt_snprintf(wcr2, sizeof(wcr2), "%#lx", e->cr2);
 		rt_fail(e->name, "got vector=%lu error=%#lx cr2=%#lx rip=%#lx cs=%#lx; want vector=%lu error=%s cr2=%s rip=%#lx cs=%#lx",
 			c->vector, c->error, c->cr2, c->rip, c->cs, e->vector, werr, wcr2, want_rip, want_cs);
-	}
-	else
+	} else {
 		rt_ok(e->name);
+	}
 }
 
 static void page_setup(bool nx, int maxphy)
