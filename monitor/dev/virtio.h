@@ -22,9 +22,11 @@
  *
  * Each device serves its queues on its own worker thread: a notify from a
  * vCPU only wakes the worker, so the vCPU keeps running during disk I/O.
- * dev_type.pause waits for the request in flight to complete and holds the
- * worker; dev_type.resume lets it go on (kicks that arrived meanwhile are in
- * the saved state and are served after resume or load). dev_type.free joins
+ * dev_type.pause serves every request already notified, then holds the
+ * worker (call it after vm_pause: nothing is then in flight or pending);
+ * dev_type.resume lets it go on. Notifications that arrive while paused are
+ * part of the saved state; after dev_type.load they are served on the next
+ * notify or resume (load never starts DMA by itself). dev_type.free joins
  * the worker, which may touch guest RAM until then: vm_free must free the
  * devices before the guest memory. */
 #ifndef ROAM_VIRTIO_H

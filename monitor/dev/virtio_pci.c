@@ -553,8 +553,9 @@ int virtio_dev_load(struct dev *d, struct rec_reader *r, uint32_t version)
 	    !vector_ok(vd, t.msix_config) || (t.kick >> vd->ops->nqueues))
 		rec_fail(r);
 	if (!r->err) {
+		/* Kicks in the record wait for the next notify or resume: the
+		 * caller may still be restoring memory and dirty bitmaps. */
 		vd->s = t;
-		pthread_cond_signal(&vd->work);
 		if (vd->ops->load && vd->ops->load(vd, r) < 0)
 			rec_fail(r);
 	}
@@ -570,9 +571,12 @@ bad:
 void virtio_dev_pause(struct dev *d)
 {
 	struct virtio_dev *vd = (struct virtio_dev *)d;
+	/* Finish every request already kicked, so a save taken after
+	 * vm_pause + pause has nothing half-done or waiting. */
 	pthread_mutex_lock(&vd->lock);
+	while (vd->inflight || (vd->s.kick && !vd->paused && !vd->stop))
+		pthread_cond_wait(&vd->idle, &vd->lock);
 	vd->paused = true;
-	wait_not_inflight(vd);
 	pthread_mutex_unlock(&vd->lock);
 }
 

@@ -165,17 +165,26 @@ static void test_pause_resume(void)
 		blk_done(t);
 		return;
 	}
+	/* Pause serves what was notified before it. */
+	CHECK_EQ(blk_rw(&d, 0, 0, DATA_GPA, 512), 0);
+	uint8_t *av = gmem_ptr(t->vm.mem, QBASE + 0x1000, 0x1000);
+	uint16_t idx = ++d.avail_idx;
+	memset(av + 4 + 2 * ((idx - 1) % 16), 0, 2);
+	__atomic_store_n((uint16_t *)(av + 2), idx, __ATOMIC_RELEASE);
+	mmio_write(t, d.bar4 + 0x3000, 0, 2);
 	dev->type->pause(dev);
-	CHECK_EQ(blk_rw(&d, 0, 0, DATA_GPA, 512), 0xFF);    /* deferred */
-	CHECK_EQ(drv_used_idx(&d), 0);
-	/* The deferred kick survives a save/load while paused. */
+	CHECK_EQ(drv_used_idx(&d), 2);
+	CHECK_EQ(blk_rw(&d, 0, 0, DATA_GPA, 512), 0xFF);    /* held */
+	CHECK_EQ(drv_used_idx(&d), 2);
+	/* The held kick survives a save/load while paused. */
 	struct rec_writer w;
 	CHECK_EQ(save(dev, &w), 0);
 	CHECK_EQ(load(dev, &w, w.len, 1), 0);
 	rec_writer_free(&w);
+	CHECK_EQ(drv_used_idx(&d), 2);                      /* load starts nothing */
 	dev->type->resume(dev);
 	tvm_drain(t);
-	CHECK_EQ(drv_used_idx(&d), 1);
+	CHECK_EQ(drv_used_idx(&d), 3);
 	blk_done(t);
 }
 
