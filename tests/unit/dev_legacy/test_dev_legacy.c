@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "monitor/dev/legacy.h"
+#include "tests/unit/dev_legacy/golden.h"
 #include "tests/unit/irq/fake_vm.h"
 #include "tests/unit/test.h"
 
@@ -696,6 +697,89 @@ static void hostile_ports(void)
 	close(out);
 }
 
+/* ---- golden records ---- */
+
+static const struct {
+	const char *id;
+	const uint8_t *rec;
+	const size_t *len;
+} goldens[] = {
+	{ "pic", golden_pic_v1, &golden_pic_v1_len },
+	{ "ioapic", golden_ioapic_v1, &golden_ioapic_v1_len },
+	{ "uart0", golden_uart0_v1, &golden_uart0_v1_len },
+	{ "pit", golden_pit_v1, &golden_pit_v1_len },
+	{ "rtc", golden_rtc_v1, &golden_rtc_v1_len },
+	{ "i8042", golden_i8042_v1, &golden_i8042_v1_len },
+};
+
+static int golden_vm(struct vm **vm)
+{
+	int rc = fake_vm_new(2, 64, 1, vm);
+	if (!rc)
+		rc = legacy_devices_create(*vm);
+	return rc;
+}
+
+static void check_golden(struct dev *d, const uint8_t *rec, size_t len)
+{
+	struct rec_writer w;
+	CHECK_EQ(save_dev(d, &w), 0);
+	int same = w.len == len && !memcmp(w.buf, rec, len);
+	CHECK(same);
+	if (!same) {
+		printf("  %s record now (%zu bytes):", d->id, w.len);
+		for (size_t i = 0; i < w.len; i++)
+			printf("%s%02x", i % 24 ? " " : "\n   ", w.buf[i]);
+		printf("\n");
+	}
+	rec_writer_free(&w);
+}
+
+static void golden_records(void)
+{
+	struct vm *vm;
+	/* Version-1 records load, and save back byte for byte. */
+	CHECK_EQ(golden_vm(&vm), 0);
+	struct dev *pit = vm_find_dev(vm, "pit");
+	pit->type->pause(pit);
+	for (unsigned i = 0; i < sizeof(goldens) / sizeof(goldens[0]); i++) {
+		struct dev *d = vm_find_dev(vm, goldens[i].id);
+		CHECK(d != NULL);
+		if (!d)
+			continue;
+		CHECK_EQ(d->type->version, 1);
+		struct rec_reader r;
+		rec_reader_init(&r, goldens[i].rec, *goldens[i].len);
+		CHECK_EQ(d->type->load(d, &r, 1), 0);
+		CHECK_EQ(r.pos, *goldens[i].len);
+		check_golden(d, goldens[i].rec, *goldens[i].len);
+	}
+	/* What the records mean. */
+	CHECK_EQ(inb(vm, 0x21), 0xb0);
+	CHECK_EQ(inb(vm, 0xa1), 0x8e);
+	CHECK_EQ(inb(vm, 0x4d1), 0x0c);
+	CHECK_EQ(inb(vm, 0x3ff), 0x42);
+	CHECK_EQ(inb(vm, 0x3f8), 'g');
+	CHECK_EQ(inb(vm, 0x3f8), 'o');
+	CHECK_EQ(inb(vm, 0x64) & 0x25, 0x25);
+	CHECK_EQ(inb(vm, 0x60), 0x5a);
+	outb(vm, 0x70, 0x09);
+	CHECK_EQ(inb(vm, 0x71), 0x24);
+	outb(vm, 0x70, 0x50);
+	CHECK_EQ(inb(vm, 0x71), 0x3c);
+	CHECK_EQ(pit_latch(vm, 2), 1193);               /* paused: no time passed */
+	fake_vm_free(vm);
+	/* The same guest programming today gives the same bytes. */
+	CHECK_EQ(golden_vm(&vm), 0);
+	golden_setup(vm);
+	for (unsigned i = 0; i < sizeof(goldens) / sizeof(goldens[0]); i++) {
+		struct dev *d = vm_find_dev(vm, goldens[i].id);
+		if (d)
+			check_golden(d, goldens[i].rec, *goldens[i].len);
+	}
+	fake_vm_free(vm);
+}
+
 int main(void)
 {
 	TEST(uart_loopback_irqs);
@@ -707,5 +791,6 @@ int main(void)
 	TEST(rtc_clock);
 	TEST(debug_exit_status);
 	TEST(hostile_ports);
+	TEST(golden_records);
 	TEST_EXIT();
 }
