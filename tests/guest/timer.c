@@ -1,7 +1,8 @@
 /* timer: timer interrupts arrive. The PIT (channel 0, rate generator)
  * through the IOAPIC pin the MP table names for ISA IRQ 0 (pin 2 on a PC),
  * delivered while the CPU halts at CPL0 and while it spins at CPL3; the
- * LAPIC timer periodic and one-shot; both at once; and a coarse check of
+ * LAPIC timer periodic, one-shot and TSC-deadline (when CPUID advertises
+ * it); both at once; and a coarse check of
  * the PIT rate against the RTC. Timeouts use the CMOS RTC, not interrupts.
  * Options: hz=N (PIT rate, default 100), ticks=N (per test, default 20),
  * lapic_count=N (LAPIC initial count, default 100000, divide by 16). */
@@ -161,6 +162,31 @@ void test_main(void)
 		rt_lapic_timer_stop();
 		if (ok && got == 1 && cur == 0) rt_ok("lapic_oneshot");
 		else rt_fail("lapic_oneshot", "%lu interrupts (want 1), current count %#x (want 0)", got, cur);
+	}
+	if (rt_test_enabled("lapic_tsc_deadline")) {
+		u32 c[4];
+		cpuid(1, 0, c);
+		if (!((c[2] >> 24) & 1)) {
+			rt_skip("lapic_tsc_deadline", "CPUID does not advertise TSC-deadline");
+		} else {
+			u64 s = lapic_ticks;
+			rt_lapic_write(0x320, VEC_LAPIC | (2u << 17));   /* TSC-deadline mode */
+			__asm__ volatile("mfence" ::: "memory");
+			wrmsr(0x6e0, rdtsc() + 2000000);
+			bool ok = wait_ticks(&lapic_ticks, s + 1, 5);
+			u64 after = rdmsr(0x6e0);
+			/* armed far away, then disarmed by writing 0: nothing may fire */
+			wrmsr(0x6e0, rdtsc() + 200000);
+			wrmsr(0x6e0, 0);
+			u64 p = pit_ticks;
+			wait_ticks(&pit_ticks, p + 10, 5);
+			u64 got = lapic_ticks - s;
+			rt_lapic_timer_stop();
+			if (!ok) rt_fail("lapic_tsc_deadline", "no interrupt within 5 s of a deadline 2M TSC cycles ahead");
+			else if (after != 0) rt_fail("lapic_tsc_deadline", "IA32_TSC_DEADLINE reads %#lx after firing, want 0", after);
+			else if (got != 1) rt_fail("lapic_tsc_deadline", "%lu interrupts, want 1 (a disarmed deadline fired)", got);
+			else rt_ok("lapic_tsc_deadline");
+		}
 	}
 	if (rt_test_enabled("both_user")) {
 		rt_lapic_timer(VEC_LAPIC, lcount, true);
