@@ -26,7 +26,10 @@ static void service(struct irqchip *c, unsigned pin)
 	uint32_t bit = 1u << pin;
 	if (!(io->irr & bit) || (e & IOAPIC_RTE_MASK))
 		return;
-	bool level = e & IOAPIC_RTE_LEVEL;
+	/* Remote IRR waits for an EOI, which only fixed and lowest-priority
+	 * interrupts get; other modes are sent as edges. */
+	unsigned mode = IOAPIC_RTE_DELMODE(e);
+	bool level = (e & IOAPIC_RTE_LEVEL) && (mode == APIC_DM_FIXED || mode == APIC_DM_LOWEST);
 	if (level) {
 		if (e & IOAPIC_RTE_REMOTE_IRR)
 			return;
@@ -35,7 +38,7 @@ static void service(struct irqchip *c, unsigned pin)
 		io->irr &= ~bit;
 	}
 	uint64_t addr = LAPIC_BASE | ((e >> 56) << 12) | ((e & IOAPIC_RTE_LOGICAL) ? 4 : 0);
-	uint32_t data = (uint32_t)(e & IOAPIC_RTE_VECTOR) | (IOAPIC_RTE_DELMODE(e) << 8) |
+	uint32_t data = (uint32_t)(e & IOAPIC_RTE_VECTOR) | (mode << 8) |
 			(1u << 14) | (level ? 1u << 15 : 0);
 	irqchip_send_msi(c, addr, data);
 }

@@ -261,6 +261,11 @@ static void ioapic_level_eoi(void)
 	pulse(vm, 7);
 	CHECK_EQ(irqchip_take_nmi(c, 0), 1);
 	CHECK_EQ(irqchip_take_nmi(c, 0), 0);
+	iow(vm, 0x10 + 14, 0x08400);                    /* level NMI: no remote IRR */
+	irqchip_set_irq(c, 7, 1);
+	CHECK_EQ(irqchip_take_nmi(c, 0), 1);
+	CHECK(!(ior(vm, 0x10 + 14) & (1u << 14)));
+	irqchip_set_irq(c, 7, 0);
 
 	/* ExtINT on pin 3 to APIC 1: that CPU then takes the PIC. */
 	outb(vm, 0x21, 0xf7);                           /* only IRQ3 */
