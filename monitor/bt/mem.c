@@ -64,10 +64,11 @@ static _Noreturn void seg_fault(struct bt_cpu *c, int seg)
 
 static inline bool canonical(uint64_t a)
 {
-	return (uint64_t)((int64_t)(a << 16) >> 16) == a;
+	return ((a + 0x0000800000000000ULL) >> 48) == 0;
 }
 
-uint64_t bt_seg_linear(struct bt_cpu *c, int seg, uint64_t off, uint64_t size, int kind)
+static inline __attribute__((always_inline))
+uint64_t seg_linear(struct bt_cpu *c, int seg, uint64_t off, uint64_t size, int kind)
 {
 	if (c->mode == BT_MODE64) {
 		uint64_t la = off;
@@ -91,6 +92,11 @@ uint64_t bt_seg_linear(struct bt_cpu *c, int seg, uint64_t off, uint64_t size, i
 		seg_fault(c, seg);
 	}
 	return (sg->base + off) & 0xffffffffULL;
+}
+
+uint64_t bt_seg_linear(struct bt_cpu *c, int seg, uint64_t off, uint64_t size, int kind)
+{
+	return seg_linear(c, seg, off, size, kind);
 }
 
 /* ---- physical ---- */
@@ -205,7 +211,7 @@ void bt_lin_write(struct bt_cpu *c, uint64_t la, int size, uint64_t val, int use
 
 uint64_t bt_read(struct bt_cpu *c, int seg, uint64_t off, int size)
 {
-	uint64_t la = bt_seg_linear(c, seg, off, (uint64_t)size, BT_ACC_R);
+	uint64_t la = seg_linear(c, seg, off, (uint64_t)size, BT_ACC_R);
 	struct bt_sys *s = c->sys;
 	const struct bt_tlb_ent *e = &s->tlb[s->user][BT_ACC_R][(la >> 12) & (BT_TLB_SIZE - 1)];
 	if (__builtin_expect(e->tag == (la & ~0xfffULL) && (la & 0xfff) <= 4096u - (unsigned)size, 1))
@@ -215,7 +221,7 @@ uint64_t bt_read(struct bt_cpu *c, int seg, uint64_t off, int size)
 
 void bt_write(struct bt_cpu *c, int seg, uint64_t off, int size, uint64_t val)
 {
-	uint64_t la = bt_seg_linear(c, seg, off, (uint64_t)size, BT_ACC_W);
+	uint64_t la = seg_linear(c, seg, off, (uint64_t)size, BT_ACC_W);
 	struct bt_sys *s = c->sys;
 	const struct bt_tlb_ent *e = &s->tlb[s->user][BT_ACC_W][(la >> 12) & (BT_TLB_SIZE - 1)];
 	if (__builtin_expect(e->tag == (la & ~0xfffULL) && (la & 0xfff) <= 4096u - (unsigned)size, 1)) {
@@ -227,7 +233,7 @@ void bt_write(struct bt_cpu *c, int seg, uint64_t off, int size, uint64_t val)
 
 uint64_t bt_read_rmw(struct bt_cpu *c, int seg, uint64_t off, int size)
 {
-	uint64_t la = bt_seg_linear(c, seg, off, (uint64_t)size, BT_ACC_W);
+	uint64_t la = seg_linear(c, seg, off, (uint64_t)size, BT_ACC_W);
 	struct bt_sys *s = c->sys;
 	const struct bt_tlb_ent *e = &s->tlb[s->user][BT_ACC_W][(la >> 12) & (BT_TLB_SIZE - 1)];
 	if (__builtin_expect(e->tag == (la & ~0xfffULL) && (la & 0xfff) <= 4096u - (unsigned)size, 1))
