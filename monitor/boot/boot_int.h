@@ -153,9 +153,17 @@ struct linux_kernel {
 	bool direct;            /* true: vmlinux entered at startup_64 */
 	enum bz_comp comp;
 };
-/* Parses the bzImage in buf and loads the kernel into m. */
+/* Parses the bzImage in buf and loads the kernel into m. Flag
+ * LINUX_NO_DECOMPRESS skips host-side decompression and takes the
+ * fallback entry (tests use it to check that path on a real kernel). */
+#define LINUX_NO_DECOMPRESS 1
 int linux_load_kernel(struct guest_mem *m, const uint8_t *buf, size_t len,
-		      const char *name, struct linux_kernel *k, char *err, size_t errlen);
+		      const char *name, int flags, struct linux_kernel *k,
+		      char *err, size_t errlen);
+/* boot_linux with linux_load_kernel flags. */
+int boot_linux_flags(struct guest_mem *m, int ncpus, const char *kernel_path,
+		     const char *initrd_path, const char *cmdline, int flags,
+		     struct cpu_state *bsp, char *err, size_t errlen);
 /* Where an initrd of size bytes goes (page aligned, top of allowed RAM,
  * above the kernel): 0 and *ret_addr, or -E2BIG. */
 int linux_place_initrd(const struct guest_mem *m, const struct linux_kernel *k,

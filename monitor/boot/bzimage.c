@@ -127,7 +127,8 @@ static int load_fallback(struct guest_mem *m, const uint8_t *buf, const char *na
 }
 
 int linux_load_kernel(struct guest_mem *m, const uint8_t *buf, size_t len,
-		      const char *name, struct linux_kernel *k, char *err, size_t errlen)
+		      const char *name, int flags, struct linux_kernel *k,
+		      char *err, size_t errlen)
 {
 	memset(k, 0, sizeof(*k));
 	int r = bz_parse(buf, len, name, &k->hdr, err, errlen);
@@ -141,7 +142,7 @@ int linux_load_kernel(struct guest_mem *m, const uint8_t *buf, size_t len,
 	uint8_t *elf = NULL;
 	size_t elen = 0;
 	char why[160] = "";
-	r = plen ? bz_decompress(pl, plen, (size_t)max, &elf, &elen, why, sizeof(why)) : -ENOTSUP;
+	r = plen && !(flags & LINUX_NO_DECOMPRESS) ? bz_decompress(pl, plen, (size_t)max, &elf, &elen, why, sizeof(why)) : -ENOTSUP;
 	if (r == -E2BIG)
 		return boot_fail(err, errlen, r, "%s: kernel too big for RAM: %s", name, why);
 	if (r == -ENOMEM || r == -ENOEXEC)
@@ -278,6 +279,13 @@ int boot_linux(struct guest_mem *m, int ncpus, const char *kernel_path,
 	       const char *initrd_path, const char *cmdline, struct cpu_state *bsp,
 	       char *err, size_t errlen)
 {
+	return boot_linux_flags(m, ncpus, kernel_path, initrd_path, cmdline, 0, bsp, err, errlen);
+}
+
+int boot_linux_flags(struct guest_mem *m, int ncpus, const char *kernel_path,
+		     const char *initrd_path, const char *cmdline, int flags,
+		     struct cpu_state *bsp, char *err, size_t errlen)
+{
 	if (ncpus < 1 || ncpus > 254)
 		return boot_fail(err, errlen, -EINVAL, "%d CPUs: must be 1..254", ncpus);
 	uint8_t *buf;
@@ -287,7 +295,7 @@ int boot_linux(struct guest_mem *m, int ncpus, const char *kernel_path,
 		return r;
 	struct linux_kernel k;
 	uint64_t iaddr = 0, isize = 0;
-	r = linux_load_kernel(m, buf, len, kernel_path, &k, err, errlen);
+	r = linux_load_kernel(m, buf, len, kernel_path, flags, &k, err, errlen);
 	if (r == 0 && initrd_path)
 		r = load_initrd(m, &k, initrd_path, &iaddr, &isize, err, errlen);
 	if (r == 0)

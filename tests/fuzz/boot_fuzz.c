@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	switch (data[0] & 3) {
 	case 0: {
 		struct linux_kernel k;
-		if (linux_load_kernel(mem, b, n, "fuzz", &k, err, sizeof(err)) == 0) {
+		if (linux_load_kernel(mem, b, n, "fuzz", 0, &k, err, sizeof(err)) == 0) {
 			uint64_t ia = 0;
 			if (linux_place_initrd(mem, &k, 4096, &ia, err, sizeof(err)) < 0)
 				ia = 0;

@@ -312,7 +312,7 @@ static void test_fallback_entry(void)
 	uint8_t *bz = make_bzimage(pl, plen, 0x400000, &blen);
 	struct guest_mem *m = mem(64 * MiB);
 	struct linux_kernel k;
-	CHECK_EQ(linux_load_kernel(m, bz, blen, "fake", &k, err, sizeof(err)), 0);
+	CHECK_EQ(linux_load_kernel(m, bz, blen, "fake", 0, &k, err, sizeof(err)), 0);
 	CHECK(!k.direct);
 	CHECK_EQ(k.comp, COMP_BZIP2);
 	CHECK_EQ(k.entry, 0x100200);
@@ -728,12 +728,15 @@ static void test_e820_high(void)
 	gmem_free(m);
 }
 
-/* Linux boots in QEMU from exactly the state boot_linux built. */
+/* Linux boots in QEMU from exactly the state boot_linux built, through
+ * the direct vmlinux entry and through the fallback entry. */
 static void test_qemu_boot(void)
 {
 	char k[512], i[512];
-	CHECK_EQ(test_linux_in_qemu(src_path("build/kit/vmlinuz", k, sizeof(k)),
-				    src_path("build/kit/initrd.img", i, sizeof(i))), 0);
+	src_path("build/kit/vmlinuz", k, sizeof(k));
+	src_path("build/kit/initrd.img", i, sizeof(i));
+	CHECK_EQ(test_linux_in_qemu(k, i, 0), 0);
+	CHECK_EQ(test_linux_in_qemu(k, i, 1), 0);
 }
 
 int main(void)

@@ -18,7 +18,8 @@
 #include "monitor/cpu_state.h"
 #include "monitor/guest_mem.h"
 
-/* nasm source, org 0x200020, PARAMS = 0x200100:
+/* nasm source, org IMG_BASE + 0x20, PARAMS = IMG_BASE + 0x100 (the two
+ * "mov ebx, PARAMS" immediates are patched at TRAMP_PARAMS_IMM1/2):
  *   cli; cld; mov ebx, PARAMS; lea edx, [ebx+64]
  * .next: mov ecx, [edx+8]; test ecx, ecx; jz .done
  *   mov esi, [edx]; mov edi, [edx+4]; rep movsb; add edx, 12; jmp .next
@@ -26,7 +27,7 @@
  *   mov eax, [ebx+12]; mov cr3, eax
  *   mov ecx, 0xC0000080; rdmsr; or eax, [ebx+16]; wrmsr
  *   mov eax, [ebx+20]; mov cr0, eax; jmp far [ebx+24]
- * bits 64 (long64 = 0x200061): mov ebx, PARAMS; mov eax, [rbx+32]
+ * bits 64 (long64 = IMG_BASE + 0x61): mov ebx, PARAMS; mov eax, [rbx+32]
  *   mov ds/es/ss/fs/gs, ax; mov rsp, [rbx+40]; mov rsi, [rbx+48]; jmp [rbx+56]
  */
 static const uint8_t tramp[] = {
@@ -39,9 +40,11 @@ static const uint8_t tramp[] = {
 	0x20, 0x8e, 0xd8, 0x8e, 0xc0, 0x8e, 0xd0, 0x8e, 0xe0, 0x8e, 0xe8, 0x48,
 	0x8b, 0x63, 0x28, 0x48, 0x8b, 0x73, 0x30, 0xff, 0x63, 0x38,
 };
-#define IMG_BASE 0x200000u
+#define IMG_BASE 0x8000000u     /* 128 MiB: clear of kernel and initrd */
 #define PARAMS   0x100u
-#define LONG64   0x200061u
+#define LONG64   (IMG_BASE + 0x61u)
+#define TRAMP_PARAMS_IMM1 3
+#define TRAMP_PARAMS_IMM2 66
 #define BLOBS    0x400u
 #define MPC_COPY 0x30000u
 
@@ -67,7 +70,7 @@ static char *dump_file(struct guest_mem *m, uint64_t gpa, uint64_t len)
 	return tmp_file(gmem_ptr(m, gpa, len), len);
 }
 
-int test_linux_in_qemu(const char *kpath, const char *ipath)
+int test_linux_in_qemu(const char *kpath, const char *ipath, int fallback)
 {
 	static struct cpu_state st;
 	char err[256];
@@ -76,7 +79,13 @@ int test_linux_in_qemu(const char *kpath, const char *ipath)
 	if (gmem_new(256ULL << 20, &m) < 0)
 		return -1;
 	const char *cmd = "console=ttyS0 acpi=off roam.halt";
-	int r = boot_linux(m, 2, kpath, ipath, cmd, &st, err, sizeof(err));
+	/* SMP is checked on the direct path; one CPU keeps the slower fallback
+	 * boot (the guest decompresses XZ under TCG) short. */
+	int ncpus = fallback ? 1 : 2;
+	char cpus_marker[32];
+	snprintf(cpus_marker, sizeof(cpus_marker), "roam-guest: cpus=%d", ncpus);
+	int r = boot_linux_flags(m, ncpus, kpath, ipath, cmd, fallback ? LINUX_NO_DECOMPRESS : 0,
+				 &st, err, sizeof(err));
 	if (r) {
 		printf("  boot_linux: %s\n", err);
 		gmem_free(m);
@@ -95,6 +104,8 @@ int test_linux_in_qemu(const char *kpath, const char *ipath)
 	wr32(im.p + 24, 0);
 	wr32(im.p + 28, IMG_BASE + 0x20);
 	memcpy(im.p + 0x20, tramp, sizeof(tramp));
+	wr32(im.p + 0x20 + TRAMP_PARAMS_IMM1, IMG_BASE + PARAMS);
+	wr32(im.p + 0x20 + TRAMP_PARAMS_IMM2, IMG_BASE + PARAMS);
 	uint8_t *pa = im.p + PARAMS;
 	wr16(pa, st.gdt.limit);
 	wr32(pa + 2, (uint32_t)st.gdt.base);
@@ -130,7 +141,21 @@ int test_linux_in_qemu(const char *kpath, const char *ipath)
 	wr32(im.p + 20, IMG_BASE + (uint32_t)im.len);     /* load_end_addr */
 	char *tpath = tmp_file(im.p, im.len);
 
+	/* Direct: the vmlinux image roam placed; fallback: the protected-mode
+	 * code at 1 MiB, entered at +0x200. */
 	uint64_t kstart = rd64(zp + 0x258), ksize = rd32(zp + 0x260);
+	if (fallback) {
+		FILE *kf = fopen(kpath, "rb");
+		long klen = -1;
+		if (kf && fseek(kf, 0, SEEK_END) == 0)
+			klen = ftell(kf);
+		if (kf)
+			fclose(kf);
+		unsigned sects = zp[0x1f1] ? zp[0x1f1] : 4;
+		kstart = st.rip - 0x200;
+		ksize = klen > 0 ? (uint64_t)klen - (sects + 1) * 512 : 0;
+		QCHECK(kstart == 0x100000 && ksize > 0);
+	}
 	uint32_t ri = rd32(zp + 0x218), rs = rd32(zp + 0x21c);
 	char *kimg = dump_file(m, kstart, ksize), *iimg = dump_file(m, ri, rs);
 	char out[] = "/tmp/roam-boot-qemu.XXXXXX";
@@ -139,11 +164,11 @@ int test_linux_in_qemu(const char *kpath, const char *ipath)
 	close(ofd);
 	char sh[2048];
 	snprintf(sh, sizeof(sh),
-		 "timeout 120 qemu-system-x86_64 -accel tcg -smp 2 -m 512 -nographic -no-reboot "
+		 "timeout 120 qemu-system-x86_64 -accel tcg -smp %d -m 512 -nographic -no-reboot "
 		 "-kernel %s -device loader,file=%s,addr=0x%llx,force-raw=on "
 		 "-device loader,file=%s,addr=0x%x,force-raw=on -device virtio-rng-pci,addr=05.0 "
 		 "</dev/null >%s 2>&1",
-		 tpath, kimg, (unsigned long long)kstart, iimg, ri, out);
+		 ncpus, tpath, kimg, (unsigned long long)kstart, iimg, ri, out);
 	int rc = system(sh);
 	QCHECK(rc == 0);
 	FILE *f = fopen(out, "r");
@@ -151,7 +176,7 @@ int test_linux_in_qemu(const char *kpath, const char *ipath)
 	int ready = 0, cpus = 0, mp = 0, e820 = 0, irq = 0;
 	while (f && fgets(line, sizeof(line), f)) {
 		ready |= strstr(line, "roam-guest: ready") != NULL;
-		cpus |= strstr(line, "roam-guest: cpus=2") != NULL;
+		cpus |= strstr(line, cpus_marker) != NULL;
 		mp |= strstr(line, "MPTABLE: OEM ID: ROAM") != NULL;
 		e820 |= strstr(line, "BIOS-e820: [mem 0x000000000009fc00-0x00000000000fffff] reserved") != NULL;
 		/* slot 5 INTA: pin 16 + (5 - 1 + 0) % 8 = 20 */

@@ -22,7 +22,8 @@ uint8_t *compress_payload(int codec, const uint8_t *in, size_t n, size_t *ret_le
  * given, payload placed 0x40 bytes into the protected-mode part. */
 uint8_t *make_bzimage(const uint8_t *payload, size_t plen, uint32_t init_size, size_t *ret_len);
 /* qemu.c: boots the kit kernel in QEMU TCG from the state boot_linux
- * built; 0 when Linux reached userspace with roam's tables, else -1 with
- * the reasons printed. */
-int test_linux_in_qemu(const char *kpath, const char *ipath);
+ * built (fallback: with the bzImage's own 64-bit entry instead of the
+ * host-decompressed vmlinux); 0 when Linux reached userspace with roam's
+ * tables, else -1 with the reasons printed. */
+int test_linux_in_qemu(const char *kpath, const char *ipath, int fallback);
 #endif
