@@ -1,0 +1,32 @@
+/* A VM disk while it runs: a block overlay over the last commit's tree.
+ * Reads of clean chunks come from the store (only the chunks touched);
+ * writes go to a sparse working file in the store's run directory, chunk
+ * by chunk, with a dirty bitmap. A save hashes and stores only the dirty
+ * chunks, building the new tree on top of the old one.
+ *
+ * The working file holds no state of its own beyond the running VM: after a
+ * crash the disk is what its last commit says (as for memory), so guest
+ * flushes need not reach stable storage here; a commit is the durable point. */
+#ifndef ROAM_CKPT_OVERLAY_H
+#define ROAM_CKPT_OVERLAY_H
+#include <stdint.h>
+#include "image/store.h"
+#include "monitor/dev/blockdev.h"
+
+struct ckpt_overlay;
+
+/* Opens an overlay of tree base (must exist in s) with its working file at
+ * work_path (created, truncated). The overlay is a struct blockdev: pass
+ * ckpt_overlay_bdev() to the VM; the VM frees it through blockdev_free. */
+int ckpt_overlay_new(struct store *s, const struct store_hash *base, const char *work_path,
+		     bool readonly, struct ckpt_overlay **ret);
+struct blockdev *ckpt_overlay_bdev(struct ckpt_overlay *o);
+
+/* Stores the dirty chunks and builds the new tree (*ret). The caller has
+ * quiesced the device (no request in flight). Afterwards the new tree is
+ * the base and nothing is dirty. ret_bytes (may be NULL) gets the bytes of
+ * dirty chunks written. */
+int ckpt_overlay_save(struct ckpt_overlay *o, struct store_hash *ret, uint64_t *ret_bytes);
+/* Chunks written since the last save. */
+uint64_t ckpt_overlay_dirty_chunks(struct ckpt_overlay *o);
+#endif

@@ -1,0 +1,195 @@
+/* VM configuration JSON (vmconfig.h): a writer and a strict reader for the
+ * flat object roam writes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "checkpoint/vmconfig.h"
+#include "monitor/vm.h"
+
+bool ckpt_name_valid(const char *n)
+{
+	size_t len = strlen(n);
+	if (len == 0 || len > CKPT_NAME_MAX || n[0] == '.' || n[0] == '-')
+		return false;
+	for (; *n; n++)
+		if (!(*n == '.' || *n == '_' || *n == '-' || (*n >= '0' && *n <= '9') ||
+		      (*n >= 'a' && *n <= 'z') || (*n >= 'A' && *n <= 'Z')))
+			return false;
+	return true;
+}
+
+static void put_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+int ckpt_config_encode(const struct ckpt_config *c, char **ret, size_t *ret_len)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "{\"version\":%d,\"name\":", CKPT_CONFIG_VERSION);
+	put_json_str(f, c->name);
+	fprintf(f, ",\"mem\":%llu,\"cpus\":%d,\"append\":", (unsigned long long)c->mem, c->cpus);
+	put_json_str(f, c->append);
+	fprintf(f, ",\"disks\":%d,\"readonly\":", c->disks);
+	put_json_str(f, c->readonly);
+	fprintf(f, ",\"rng\":%s,\"created\":%lld}\n", c->rng ? "true" : "false", (long long)c->created);
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+struct parser { const char *p, *end; };
+
+static void ws(struct parser *ps)
+{
+	while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\t' || *ps->p == '\r'))
+		ps->p++;
+}
+
+static int expect(struct parser *ps, char c)
+{
+	ws(ps);
+	if (ps->p >= ps->end || *ps->p != c)
+		return -EINVAL;
+	ps->p++;
+	return 0;
+}
+
+/* A JSON string into out (at most n-1 bytes); only the escapes the writer
+ * produces are accepted. */
+static int string(struct parser *ps, char *out, size_t n)
+{
+	if (expect(ps, '"'))
+		return -EINVAL;
+	size_t k = 0;
+	while (ps->p < ps->end && *ps->p != '"') {
+		char c = *ps->p++;
+		if ((unsigned char)c < 0x20)
+			return -EINVAL;
+		if (c == '\\') {
+			if (ps->p >= ps->end)
+				return -EINVAL;
+			c = *ps->p++;
+			if (c == 'u') {
+				unsigned v;
+				if (ps->end - ps->p < 4 || sscanf(ps->p, "%4x", &v) != 1 || v >= 0x20)
+					return -EINVAL;
+				ps->p += 4;
+				c = (char)v;
+			} else if (c != '"' && c != '\\' && c != '/') {
+				return -EINVAL;
+			}
+		}
+		if (k + 1 >= n)
+			return -E2BIG;
+		out[k++] = c;
+	}
+	if (ps->p >= ps->end)
+		return -EINVAL;
+	ps->p++;
+	out[k] = 0;
+	return 0;
+}
+
+static int number(struct parser *ps, long long *v)
+{
+	ws(ps);
+	char tmp[32];
+	size_t k = 0;
+	while (ps->p < ps->end && k < sizeof(tmp) - 1 && (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9')))
+		tmp[k++] = *ps->p++;
+	tmp[k] = 0;
+	char *e;
+	errno = 0;
+	*v = strtoll(tmp, &e, 10);
+	return k == 0 || *e || errno ? -EINVAL : 0;
+}
+
+static int boolean(struct parser *ps, bool *v)
+{
+	ws(ps);
+	if (ps->end - ps->p >= 4 && !memcmp(ps->p, "true", 4)) {
+		ps->p += 4;
+		*v = true;
+		return 0;
+	}
+	if (ps->end - ps->p >= 5 && !memcmp(ps->p, "false", 5)) {
+		ps->p += 5;
+		*v = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int ckpt_config_decode(const char *text, size_t len, struct ckpt_config *c, char *err, size_t errlen)
+{
+	struct parser ps = { text, text + len };
+	memset(c, 0, sizeof(*c));
+	long long version = -1, mem = -1, cpus = -1, disks = -1, created = 0;
+	c->rng = true;
+	if (expect(&ps, '{'))
+		goto bad;
+	for (int first = 1;; first = 0) {
+		ws(&ps);
+		if (ps.p < ps.end && *ps.p == '}') {
+			ps.p++;
+			break;
+		}
+		if (!first && expect(&ps, ','))
+			goto bad;
+		char key[32];
+		if (string(&ps, key, sizeof(key)) || expect(&ps, ':'))
+			goto bad;
+		int rc;
+		if (!strcmp(key, "version")) rc = number(&ps, &version);
+		else if (!strcmp(key, "name")) rc = string(&ps, c->name, sizeof(c->name));
+		else if (!strcmp(key, "mem")) rc = number(&ps, &mem);
+		else if (!strcmp(key, "cpus")) rc = number(&ps, &cpus);
+		else if (!strcmp(key, "append")) rc = string(&ps, c->append, sizeof(c->append));
+		else if (!strcmp(key, "disks")) rc = number(&ps, &disks);
+		else if (!strcmp(key, "readonly")) rc = string(&ps, c->readonly, sizeof(c->readonly));
+		else if (!strcmp(key, "rng")) rc = boolean(&ps, &c->rng);
+		else if (!strcmp(key, "created")) rc = number(&ps, &created);
+		else rc = -EINVAL;
+		if (rc)
+			goto bad;
+	}
+	ws(&ps);
+	if (ps.p != ps.end)
+		goto bad;
+	if (version != CKPT_CONFIG_VERSION) {
+		snprintf(err, errlen, "VM config version %lld is not supported by this roam", version);
+		return -EPROTONOSUPPORT;
+	}
+	if (!ckpt_name_valid(c->name) || mem < (16LL << 20) || mem % 4096 || cpus < 1 ||
+	    cpus > VM_MAX_CPUS || disks < 0 || disks > VM_MAX_DISKS ||
+	    strlen(c->readonly) != (size_t)disks || strspn(c->readonly, "01") != (size_t)disks)
+		goto bad;
+	c->mem = (uint64_t)mem;
+	c->cpus = (int)cpus;
+	c->disks = (int)disks;
+	c->created = created;
+	return 0;
+bad:
+	snprintf(err, errlen, "the VM config is malformed");
+	return -EINVAL;
+}
