@@ -44,6 +44,8 @@ void pci_host_set_irq_hooks(struct pci_host *h, pci_msi_fn msi, pci_intx_fn intx
 
 static void host_send_msi(struct pci_host *h, uint64_t addr, uint32_t data)
 {
+	if (!h)
+		return;                 /* host already freed (VM teardown) */
 	if (h->msi)
 		h->msi(h->hook_opaque, addr, data);
 	else
@@ -52,6 +54,8 @@ static void host_send_msi(struct pci_host *h, uint64_t addr, uint32_t data)
 
 static void host_send_intx(struct pci_host *h, unsigned gsi, int level)
 {
+	if (!h)
+		return;
 	if (h->intx)
 		h->intx(h->hook_opaque, gsi, level);
 	else
@@ -256,6 +260,13 @@ int pci_dev_init(struct pci_dev *pd, struct pci_host *h, uint16_t vendor,
 
 void pci_dev_destroy(struct pci_dev *pd)
 {
+	struct pci_host *h = pd->host;
+	if (h && pd->slot) {
+		pthread_mutex_lock(&h->lock);
+		if (h->slots[pd->slot] == pd)
+			h->slots[pd->slot] = NULL;
+		pthread_mutex_unlock(&h->lock);
+	}
 	pthread_mutex_destroy(&pd->msix_lock);
 }
 
@@ -364,6 +375,8 @@ int pci_dev_plug(struct pci_dev *pd)
 void pci_dev_reset(struct pci_dev *pd)
 {
 	struct pci_host *h = pd->host;
+	if (!h)
+		return;                 /* VM teardown: nothing left to reset */
 	pthread_mutex_lock(&h->lock);
 	memcpy(pd->cfg, pd->init, PCI_CFG_SIZE);
 	update_bars(pd);
@@ -474,9 +487,11 @@ static const struct bus_ops data_ops = { .read = data_read, .write = data_write 
 void pci_dev_save(struct pci_dev *pd, struct rec_writer *w)
 {
 	struct pci_host *h = pd->host;
-	pthread_mutex_lock(&h->lock);
+	if (h)
+		pthread_mutex_lock(&h->lock);
 	rec_put_bytes(w, pd->cfg, PCI_CFG_SIZE);
-	pthread_mutex_unlock(&h->lock);
+	if (h)
+		pthread_mutex_unlock(&h->lock);
 	pthread_mutex_lock(&pd->msix_lock);
 	rec_put_u8(w, (uint8_t)pd->msix_nvec);
 	rec_put_bytes(w, pd->msix_table, 16 * pd->msix_nvec);
@@ -507,6 +522,8 @@ int pci_dev_load(struct pci_dev *pd, struct rec_reader *r)
 			return -EINVAL;
 
 	struct pci_host *h = pd->host;
+	if (!h)
+		return -ENODEV;
 	pthread_mutex_lock(&h->lock);
 	memcpy(pd->cfg, cfg, PCI_CFG_SIZE);
 	update_bars(pd);
@@ -566,6 +583,14 @@ bad:
 static void host_free(struct dev *d)
 {
 	struct pci_host *h = (struct pci_host *)d;
+	for (unsigned s = 1; s < PCI_MAX_SLOTS; s++) {
+		struct pci_dev *pd = h->slots[s];
+		if (!pd)
+			continue;
+		if (pd->quiesce)
+			pd->quiesce(pd);
+		pd->host = NULL;
+	}
 	pci_dev_destroy(&h->bridge);
 	pthread_mutex_destroy(&h->lock);
 	free(h);

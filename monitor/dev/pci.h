@@ -111,6 +111,10 @@ struct pci_dev {
 	void (*cfg_hook_read)(struct pci_dev *pd, unsigned reg, uint8_t *out, unsigned len);
 	void (*cfg_hook_write)(struct pci_dev *pd, unsigned reg, unsigned len);
 	uint8_t hook_off, hook_len;
+	/* Optional: stop background work that may still raise interrupts
+	 * (device threads). The host calls it when it is freed before the
+	 * function; afterwards pd->host is NULL and interrupts are dropped. */
+	void (*quiesce)(struct pci_dev *pd);
 
 	pthread_mutex_t msix_lock;
 	unsigned msix_nvec;             /* 0: no MSI-X */
@@ -139,7 +143,9 @@ int pci_dev_add_msix(struct pci_dev *pd, int bar_idx, unsigned nvec);
 /* Takes a free slot, maps the BARs and makes the function visible.
  * -ENOSPC when all slots are used; -EEXIST if a BAR cannot be mapped. */
 int pci_dev_plug(struct pci_dev *pd);
-/* Frees pd's locks (the vm frees the buses; BARs are not unregistered). */
+/* Unplugs pd from its host (if the host still exists) and frees its locks
+ * (the vm frees the buses; BARs are not unregistered). Either the host or
+ * its functions may be freed first. */
 void pci_dev_destroy(struct pci_dev *pd);
 
 /* Back to the reset image (BAR addresses as assigned at creation), MSI-X

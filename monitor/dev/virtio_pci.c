@@ -4,6 +4,7 @@
  * loop, reset, pause/resume and the transport part of the state record. */
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "monitor/dev/virtio_int.h"
@@ -65,7 +66,7 @@ static void process_queue(struct virtio_dev *vd, unsigned qi)
 	bool pushed = false;
 	while (q->ready && !(vd->s.status & VIRTIO_S_NEEDS_RESET) &&
 	       (vd->s.status & VIRTIO_S_DRIVER_OK)) {
-		if (vd->paused || vd->hold) {
+		if (vd->paused || vd->hold || vd->stop) {
 			vd->s.kick |= 1u << qi;     /* finish later */
 			break;
 		}
@@ -363,6 +364,8 @@ static void pcicfg_write(struct pci_dev *pd, unsigned reg, unsigned len)
 
 /* ---- setup ---- */
 
+static void pci_quiesce(struct pci_dev *pd);
+
 static int add_vcap(struct virtio_dev *vd, uint8_t type, uint32_t off, uint32_t len, bool notify)
 {
 	uint8_t cap[20] = { PCI_CAP_ID_VNDR, 0, notify ? 20 : 16, type, VIRTIO_BAR_MAIN };
@@ -424,6 +427,7 @@ int virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const struct virtio_de
 	vd->pci.hook_len = 4;
 	vd->pci.cfg_hook_read = pcicfg_read;
 	vd->pci.cfg_hook_write = pcicfg_write;
+	vd->pci.quiesce = pci_quiesce;
 	reset_locked(vd);
 	/* The worker inherits a full signal mask: process signals belong
 	 * to the threads that handle them. */
@@ -461,14 +465,27 @@ int virtio_dev_plug(struct virtio_dev *vd, const struct dev_type *t, const char 
 	return 0;
 }
 
-void virtio_dev_destroy(struct virtio_dev *vd)
+/* Stops and joins the worker (once). */
+static void stop_worker(struct virtio_dev *vd)
 {
 	pthread_mutex_lock(&vd->lock);
+	bool was = vd->stop;
 	vd->stop = true;
 	pthread_cond_signal(&vd->work);
 	pthread_cond_broadcast(&vd->idle);
 	pthread_mutex_unlock(&vd->lock);
-	pthread_join(vd->worker, NULL);
+	if (!was)
+		pthread_join(vd->worker, NULL);
+}
+
+static void pci_quiesce(struct pci_dev *pd)
+{
+	stop_worker((struct virtio_dev *)((char *)pd - offsetof(struct virtio_dev, pci)));
+}
+
+void virtio_dev_destroy(struct virtio_dev *vd)
+{
+	stop_worker(vd);
 	pthread_cond_destroy(&vd->idle);
 	pthread_cond_destroy(&vd->work);
 	pci_dev_destroy(&vd->pci);

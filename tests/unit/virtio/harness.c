@@ -46,7 +46,17 @@ void tvm_free(struct tvm *t)
 {
 	if (!t)
 		return;
-	struct dev *d = t->vm.devs;
+	struct dev *d = t->vm.devs, **pp = &t->vm.devs;
+	if (t->free_host_first) {
+		while (*pp && strcmp((*pp)->id, "pci0") != 0)
+			pp = &(*pp)->next;
+		if (*pp) {
+			struct dev *h = *pp;
+			*pp = h->next;
+			h->type->free(h);
+			d = t->vm.devs;
+		}
+	}
 	while (d) {
 		struct dev *next = d->next;
 		d->type->free(d);

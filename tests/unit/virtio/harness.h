@@ -18,6 +18,7 @@ struct tvm {
 	uint32_t msi_data[64];
 	int intx_level[24];             /* last level per GSI */
 	int intx_changes;
+	bool free_host_first;           /* tvm_free order (vm.c may use either) */
 };
 
 /* Creates RAM, buses and the PCI host with hooks. NULL on failure. */

@@ -598,6 +598,31 @@ static void test_blk_full_ring(void)
 	blk_done(t);
 }
 
+/* The host may be freed before its functions while a device thread is
+ * still busy (ASan checks there is no use after free), and the other way
+ * round. */
+static void test_teardown_orders(void)
+{
+	for (int order = 0; order < 2; order++) {
+		struct drv d;
+		struct tvm *t = blk_ready(false, &d, 0);
+		CHECK(t);
+		if (!t)
+			return;
+		CHECK_EQ(virtio_rng_create(&t->vm), 0);
+		t->free_host_first = order == 0;
+		uint8_t *av = gmem_ptr(t->vm.mem, QBASE + 0x1000, 0x1000);
+		CHECK_EQ(blk_rw(&d, 0, 0, DATA_GPA, 512), 0);
+		for (int i = 0; i < 8; i++) {
+			uint16_t idx = ++d.avail_idx;
+			memset(av + 4 + 2 * ((idx - 1) % 16), 0, 2);
+			__atomic_store_n((uint16_t *)(av + 2), idx, __ATOMIC_RELEASE);
+		}
+		mmio_write(t, d.bar4 + 0x3000, 0, 2);  /* worker busy at free */
+		blk_done(t);
+	}
+}
+
 static void test_blockdev_raw(void)
 {
 	struct blockdev *b;
@@ -645,6 +670,7 @@ int main(void)
 	TEST(test_indirect_and_event_idx);
 	TEST(test_blk_full_ring);
 	TEST(test_rng);
+	TEST(test_teardown_orders);
 	test_failures += run_hostile_tests();
 	test_failures += run_state_tests();
 	TEST_EXIT();
