@@ -8,17 +8,15 @@
  *         if (!b && (rc = blockdev_open_raw(d->path, d->readonly, &b)) < 0)
  *             fail ("cannot open disk PATH: strerror(-rc)");
  *         rc = virtio_blk_create(vm, b, d->readonly, id);   id: "virtio-blk<i>"
- *         if (rc < 0) fail;                 (b is already freed)
+ *         if (rc < 0) { blockdev_free(b); fail; }
  *     if (cfg.rng)
  *         rc = virtio_rng_create(vm);
  *
- * Ownership: virtio_blk_create always consumes the blockdev (freed with the
- * device, or at once when creation fails). checkpoint/ expects vm_new to
- * own every caller-supplied cfg.disks[i].bdev even when vm_new fails, so on
- * an early failure vm.c must blockdev_free the supplied bdevs of the disks
- * it did not reach. Each device is added to vm's device list and freed by
- * vm_free. Devices take PCI slots in creation order (disks first: slot 1,
- * 2, ...; then the rng).
+ * Ownership: on success virtio_blk_create owns the blockdev (freed with the
+ * device); on failure the caller keeps it. (checkpoint/ expects vm_new to
+ * own every caller-supplied bdev even when vm_new fails.) Each device is
+ * added to vm's device list and freed by vm_free. Devices take PCI slots in
+ * creation order (disks first: slot 1, 2, ...; then the rng).
  *
  * Each device serves its queues on its own worker thread: a notify from a
  * vCPU only wakes the worker, so the vCPU keeps running during disk I/O.
@@ -40,9 +38,9 @@ struct blockdev;
  * down). readonly advertises VIRTIO_BLK_F_RO and fails writes; it is forced
  * on when bdev->readonly. id names the device in the VM (unique, < 32
  * chars) and is also the serial returned by GET_ID (first 20 bytes).
- * Takes ownership of bdev in every case. Returns 0, -EINVAL (bad id, empty
- * disk), -ENOSPC (no PCI slot or MMIO space), -EEXIST (duplicate id),
- * -ENOMEM, or the backend's -errno. */
+ * Owns bdev on success; on failure the caller still owns it. Returns 0,
+ * -EINVAL (bad id, empty disk), -ENOSPC (no PCI slot or MMIO space),
+ * -EEXIST (duplicate id), -ENOMEM, or the backend's -errno. */
 int virtio_blk_create(struct vm *vm, struct blockdev *bdev, bool readonly, const char *id);
 
 /* Creates a virtio-rng device ("virtio-rng0") fed by getrandom(2). */

@@ -259,15 +259,13 @@ int virtio_blk_create(struct vm *vm, struct blockdev *bdev, bool readonly, const
 {
 	uint64_t size;
 	int rc = blockdev_size(bdev, &size);
-	if (rc == 0 && size < SECTOR)
-		rc = -EINVAL;
-	struct virtio_blk *b = rc == 0 ? calloc(1, sizeof(*b)) : NULL;
-	if (rc == 0 && !b)
-		rc = -ENOMEM;
-	if (rc < 0) {
-		blockdev_free(bdev);
+	if (rc < 0)
 		return rc;
-	}
+	if (size < SECTOR)
+		return -EINVAL;
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
 	b->bdev = bdev;
 	b->readonly = readonly || bdev->readonly;
 	b->capacity = size / SECTOR;
@@ -280,14 +278,12 @@ int virtio_blk_create(struct vm *vm, struct blockdev *bdev, bool readonly, const
 			 : 1ULL << VIRTIO_BLK_F_DISCARD | 1ULL << VIRTIO_BLK_F_WRITE_ZEROES;
 	rc = virtio_dev_init(&b->vd, vm, &blk_ops, f);
 	if (rc < 0) {
-		blockdev_free(bdev);
 		free(b);
 		return rc;
 	}
 	rc = virtio_dev_plug(&b->vd, &blk_type, id);
 	if (rc < 0) {
 		virtio_dev_destroy(&b->vd);
-		blockdev_free(bdev);
 		free(b);
 		return rc;
 	}
