@@ -739,6 +739,13 @@ static void test_qemu_boot(void)
 	CHECK_EQ(test_linux_in_qemu(k, i, 1), 0);
 }
 
+/* A tests/guest/ kernel runs in QEMU from exactly the state boot_load built. */
+static void test_qemu_multiboot(void)
+{
+	char k[512];
+	CHECK_EQ(test_multiboot_in_qemu(src_path("build/guest/hello.elf", k, sizeof(k))), 0);
+}
+
 int main(void)
 {
 	char kpath[512];
@@ -753,6 +760,11 @@ int main(void)
 		TEST(test_qemu_boot);
 	else
 		SKIP(test_qemu_boot, "needs build/kit and qemu-system-x86_64");
+	if (access(src_path("build/guest/hello.elf", kpath, sizeof(kpath)), R_OK) == 0 &&
+	    system("qemu-system-x86_64 --version >/dev/null 2>&1") == 0)
+		TEST(test_qemu_multiboot);
+	else
+		SKIP(test_qemu_multiboot, "needs build/guest/hello.elf (make guest-tests) and qemu-system-x86_64");
 	TEST(test_codec_gzip);
 	TEST(test_codec_xz);
 	TEST(test_codec_zstd);

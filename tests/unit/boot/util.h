@@ -26,4 +26,7 @@ uint8_t *make_bzimage(const uint8_t *payload, size_t plen, uint32_t init_size, s
  * host-decompressed vmlinux); 0 when Linux reached userspace with roam's
  * tables, else -1 with the reasons printed. */
 int test_linux_in_qemu(const char *kpath, const char *ipath, int fallback);
+/* qemu.c: runs a tests/guest/ Multiboot kernel (hello) in QEMU from the
+ * state boot_load built; 0 when it saw roam's memory map and MP table. */
+int test_multiboot_in_qemu(const char *kpath);
 #endif
