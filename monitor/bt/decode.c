@@ -322,6 +322,9 @@ int bt_decode(const uint8_t *bytes, size_t avail, enum bt_mode mode, struct bt_i
 		if ((a & DA_GRP) &&
 		    !group_check(i.op, i.mod, (m >> 3) & 7, m & 7, pfx, mode, &a))
 			return -EILSEQ;
+		/* A group member may default to 64-bit operands (FF /2 /4 /6). */
+		if (mode == BT_MODE64 && (a & (DA_D64 | DA_F64)) && !(rex & 8))
+			i.opsize = p66 ? 2 : 8;
 		if (i.mod == 3) {
 			if (a & DA_MEMONLY)
 				return -EILSEQ;

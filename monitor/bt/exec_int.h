@@ -1,0 +1,141 @@
+/* Private helpers of the BT engine's ISA half (exec_*.c, flags.c, fpu*.c,
+ * sse*.c, ea.c, exec_select.c): register access by operand size, the lazy
+ * flags encoding, condition evaluation, operand fetch/store, and the exec
+ * function tables each file exports to bt_select(). */
+#ifndef ROAM_BT_EXEC_INT_H
+#define ROAM_BT_EXEC_INT_H
+#include <stdint.h>
+#include "monitor/bt/bt_int.h"
+
+/* ---- lazy flags ----
+ * cc_op = kind * 4 + size index (0: 8-bit, 1: 16, 2: 32, 3: 64); kind 0 is
+ * "arithmetic flags live in c->rflags". cc_dst is the result, cc_src1 and
+ * cc_src2 the operands (per kind below). */
+enum {
+	CC_EFLAGS = 0,
+	CC_ADD,         /* src1 + src2 */
+	CC_ADC,         /* src1 + src2 + carry (carry recovered from dst) */
+	CC_SUB,         /* src1 - src2 (also CMP) */
+	CC_SBB,         /* src1 - src2 - borrow */
+	CC_LOGIC,       /* CF = OF = AF = 0 */
+	CC_INC,         /* src1 + 1; src2 = old CF */
+	CC_DEC,         /* src1 - 1; src2 = old CF */
+	CC_SHL,         /* src1 << src2 (src2 = masked count, non-zero) */
+	CC_SHR,
+	CC_SAR,
+	CC_MUL,         /* CF = OF = (src1 != 0); SZP from dst */
+	CC_NKINDS
+};
+#define CC_OP(kind, sz) ((uint32_t)((kind) * 4 + (sz)))
+#define CC_KIND(op) ((op) >> 2)
+#define CC_SZ(op) ((op) & 3)
+
+static inline int sz_idx(int size) { return size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3; }
+static inline uint64_t sz_mask(int size) { return size == 8 ? ~0ull : (1ull << (8 * size)) - 1; }
+static inline uint64_t sz_sign(int size) { return 1ull << (8 * size - 1); }
+static inline int64_t sext_sz(uint64_t v, int size)
+{
+	return size == 8 ? (int64_t)v : size == 4 ? (int32_t)v : size == 2 ? (int16_t)v : (int8_t)v;
+}
+
+static inline void cc_set(struct bt_cpu *c, uint32_t op, uint64_t dst, uint64_t s1, uint64_t s2)
+{
+	c->cc_op = op;
+	c->cc_dst = dst;
+	c->cc_src1 = s1;
+	c->cc_src2 = s2;
+}
+
+/* Arithmetic flags of the lazy state (flags.c). */
+uint32_t bt_cc_flags(const struct bt_cpu *c);
+/* Carry flag alone, cheaply. */
+int bt_cc_cf(const struct bt_cpu *c);
+/* Condition code 0-15 (Jcc low nibble) true? */
+int bt_cond(const struct bt_cpu *c, int cc);
+/* Puts the arithmetic flags into c->rflags (cc_op becomes CC_EFLAGS). */
+void bt_flags_flush(struct bt_cpu *c);
+/* Sets the arithmetic flags in mask to the bits of v (others kept). */
+void bt_flags_set(struct bt_cpu *c, uint32_t mask, uint32_t v);
+
+/* ---- registers ---- */
+static inline uint64_t reg_rd(const struct bt_cpu *c, const struct bt_insn *i, int r, int size)
+{
+	if (size == 1) {
+		if (!i->rex && r >= 4 && r < 8)
+			return (c->r[r - 4] >> 8) & 0xff;
+		return c->r[r] & 0xff;
+	}
+	return c->r[r] & sz_mask(size);
+}
+
+static inline void reg_wr(struct bt_cpu *c, const struct bt_insn *i, int r, int size, uint64_t v)
+{
+	switch (size) {
+	case 1:
+		if (!i->rex && r >= 4 && r < 8)
+			c->r[r - 4] = (c->r[r - 4] & ~0xff00ull) | ((v & 0xff) << 8);
+		else
+			c->r[r] = (c->r[r] & ~0xffull) | (v & 0xff);
+		break;
+	case 2:
+		c->r[r] = (c->r[r] & ~0xffffull) | (v & 0xffff);
+		break;
+	case 4:
+		c->r[r] = (uint32_t)v;
+		break;
+	default:
+		c->r[r] = v;
+	}
+}
+
+/* ---- memory operands ---- */
+static inline uint64_t ea_mask(const struct bt_insn *i, uint64_t a)
+{
+	return i->addrsize == 8 ? a : i->addrsize == 4 ? (uint32_t)a : (uint16_t)a;
+}
+
+/* Operand "E" (ModRM rm) of the given size: register or memory. */
+static inline uint64_t e_rd(struct bt_cpu *c, const struct bt_insn *i, int size)
+{
+	if (i->mod == 3)
+		return reg_rd(c, i, i->rm, size);
+	return bt_read(c, bt_ea_seg(i), bt_ea(c, i), size);
+}
+
+static inline void e_wr(struct bt_cpu *c, const struct bt_insn *i, int size, uint64_t v)
+{
+	if (i->mod == 3)
+		reg_wr(c, i, i->rm, size, v);
+	else
+		bt_write(c, bt_ea_seg(i), bt_ea(c, i), size, v);
+}
+
+/* Operand size of a byte-or-full opcode pair (even opcode = byte). */
+static inline int bsize(const struct bt_insn *i)
+{
+	return (i->op & 1) ? i->opsize : 1;
+}
+
+/* Stack-pointer width for explicit RSP arithmetic (ENTER/LEAVE). */
+int bt_stack_size(const struct bt_cpu *c);
+
+/* Branch target: masks to the operand size (16/32-bit code). */
+static inline void jump_to(struct bt_cpu *c, const struct bt_insn *i, uint64_t target)
+{
+	c->next_rip = i->opsize == 8 ? target : i->opsize == 4 ? (uint32_t)target : (uint16_t)target;
+}
+
+/* ---- exec selectors of each file (return NULL when not handled) ---- */
+bt_exec_fn bt_sel_alu(const struct bt_insn *i);
+bt_exec_fn bt_sel_mov(const struct bt_insn *i);
+bt_exec_fn bt_sel_branch(const struct bt_insn *i);
+bt_exec_fn bt_sel_string(const struct bt_insn *i);
+bt_exec_fn bt_sel_bits(const struct bt_insn *i);
+bt_exec_fn bt_sel_sse(const struct bt_insn *i);
+bt_exec_fn bt_sel_fpu(const struct bt_insn *i);
+bt_exec_fn bt_sel_misc(const struct bt_insn *i);
+
+/* x87/SSE availability checks (#NM on CR0.TS/EM, #UD without OSFXSR). */
+void bt_fpu_check(struct bt_cpu *c);
+void bt_sse_check(struct bt_cpu *c);
+#endif
