@@ -67,7 +67,11 @@ struct bt_cpu {
 	uint64_t rip, next_rip;
 	uint64_t rflags;        /* all bits except the arithmetic ones while
 				 * lazy flags are live: use bt_get_rflags() */
-	uint32_t cc_op;         /* lazy-flags state, owned by the ISA half */
+	uint32_t cc_op;         /* lazy-flags state, owned by the ISA half;
+				 * 0 means the arithmetic flags are in rflags
+				 * (a zeroed bt_cpu is consistent). Others
+				 * read/write RFLAGS only via bt_get_rflags /
+				 * bt_set_rflags. */
 	uint64_t cc_dst, cc_src1, cc_src2;
 
 	long double st[8];      /* x87 physical registers R0..R7 */
@@ -139,6 +143,15 @@ int bt_ea_seg(const struct bt_insn *i);
  * system instruction (the list is in exec_select.c), NULL when the
  * encoding is valid but not implemented (the loop raises #UD). */
 bt_exec_fn bt_select(const struct bt_insn *i);
+
+/* What the ISA half implements (for the CPU model in cpuid.c): integer
+ * ISA incl. CMOV, CX8, CX16, POPCNT, LZCNT/TZCNT (F3 0F BD/BC execute as
+ * LZCNT/TZCNT, as on current hardware), MOVBE, CRC32, LAHF/SAHF in 64-bit
+ * mode; x87 (host FPU); FXSR; SSE, SSE2, SSE3, SSSE3, SSE4.1, SSE4.2 (run
+ * on the host SSE unit, checked against the host in tests/unit/bt_isa).
+ * Not implemented: MMX (no-prefix 0F 6x/7x/Dx-Fx forms: bt_select returns
+ * NULL, so #UD), 3DNow!, AVX/VEX/EVEX/XOP (the decoder rejects them), AES,
+ * PCLMULQDQ, SHA, RDRAND/RDSEED, BMI, ADX, XSAVE, FBLD/FBSTP. */
 
 /* ---- system instructions (system half) ----
  * Handles: push/pop of segment registers, mov to/from sreg, LES/LDS/LSS/
