@@ -177,28 +177,16 @@ static int create_vm(struct kvm_engine *k)
 	return 0;
 }
 
-/* TSC rate: keep the VM's when it is set and KVM can scale to it (within
- * KVM's own 250 ppm tolerance nothing is changed); record KVM's rate in
- * the VM when it has none yet. */
-static int setup_tsc(struct kvm_engine *k, struct kvm_vcpu_ctx *v)
+/* TSC rate at creation: the VM's (vm->tsc_khz, the same for every engine)
+ * where KVM can scale to it; otherwise the host's, recorded in the VM so
+ * what is saved is what the guest saw. */
+static void setup_tsc(struct kvm_engine *k, struct kvm_vcpu_ctx *v)
 {
 	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
 	if (khz <= 0)
-		return 0;
-	struct vm *vm = k->vm;
-	if (!vm->tsc_khz) {
-		vm->tsc_khz = (uint64_t)khz;
-		return 0;
-	}
-	uint64_t diff = vm->tsc_khz > (uint64_t)khz ? vm->tsc_khz - (uint64_t)khz
-						      : (uint64_t)khz - vm->tsc_khz;
-	if (diff * 1000000 <= vm->tsc_khz * 250 || !k->has_tsc_control)
-		return 0;
-	int r = kvm_ioctl(v->fd, KVM_SET_TSC_KHZ, (void *)(uintptr_t)vm->tsc_khz);
-	if (r < 0)
-		return fail(k, r, "KVM cannot run vCPU %d's TSC at %llu kHz: %s", v->index,
-			    (unsigned long long)vm->tsc_khz, strerror(-r));
-	return 0;
+		return;
+	if (kvm_apply_tsc_khz(k, v->fd) < 0)
+		k->vm->tsc_khz = (uint64_t)khz;
 }
 
 static int setup_cpuid(struct kvm_engine *k, struct kvm_vcpu_ctx *v, const struct kvm_cpuid2 *sup)
@@ -264,8 +252,7 @@ static int create_vcpu(struct kvm_engine *k, int i, const struct kvm_cpuid2 *sup
 	v->run = p;
 	if ((r = setup_cpuid(k, v, sup)) < 0)
 		return r;
-	if ((r = setup_tsc(k, v)) < 0)
-		return r;
+	setup_tsc(k, v);
 	if (i == 0 && (r = kvm_select_msrs(k, v->fd)) < 0)
 		return fail(k, r, "listing KVM's MSRs failed: %s", strerror(-r));
 	return 0;

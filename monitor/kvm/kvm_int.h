@@ -82,6 +82,9 @@ int kvm_ioctl(int fd, unsigned long req, void *arg);
 /* --- kvm_state.c --- */
 int kvm_get_state(struct engine *e, int cpu, struct cpu_state *st);
 int kvm_set_state(struct engine *e, int cpu, const struct cpu_state *st);
+/* Runs the vCPU's TSC at vm->tsc_khz: 0 when it does (already, or by
+ * scaling), -ENOTSUP when KVM cannot scale, or -errno. */
+int kvm_apply_tsc_khz(struct kvm_engine *k, int vcpu_fd);
 /* Picks the MSRs to transfer: candidates KVM lists and vCPU fd can read. */
 int kvm_select_msrs(struct kvm_engine *k, int vcpu_fd);
 

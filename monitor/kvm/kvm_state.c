@@ -4,7 +4,7 @@
  * choice of MSRs the engine transfers.
  *
  * set_state order: sregs (CR0/CR4/EFER/segments, APIC base) before the
- * MSRs; XSAVE before XCR0; APIC base before the LAPIC page; the LAPIC
+ * MSRs; the TSC rate before the TSC; XSAVE before XCR0; APIC base before the LAPIC page; the LAPIC
  * before the TSC-deadline MSR (KVM_SET_LAPIC restarts the timer); events
  * last, once nothing else can reset them. */
 #include <errno.h>
@@ -91,6 +91,21 @@ int kvm_select_msrs(struct kvm_engine *k, int vcpu_fd)
 		if (msr_readable(vcpu_fd, mtrr_msrs[i]) && k->nmsrs < KVM_MAX_SAVED_MSRS)
 			k->msrs[k->nmsrs++] = mtrr_msrs[i];
 	return 0;
+}
+
+int kvm_apply_tsc_khz(struct kvm_engine *k, int vcpu_fd)
+{
+	uint64_t want = k->vm->tsc_khz;
+	int khz = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	if (khz <= 0 || !want)
+		return -ENOTSUP;
+	uint64_t diff = want > (uint64_t)khz ? want - (uint64_t)khz : (uint64_t)khz - want;
+	if (diff * 1000000 <= want * 250)
+		return 0;               /* within KVM's own tolerance */
+	if (!k->has_tsc_control || want > 0xffffffffULL)
+		return -ENOTSUP;
+	int r = kvm_ioctl(vcpu_fd, KVM_SET_TSC_KHZ, (void *)(uintptr_t)want);
+	return r < 0 ? r : 0;
 }
 
 static bool selected(const struct kvm_engine *k, uint32_t index)
@@ -318,6 +333,10 @@ int kvm_set_state(struct engine *e, int cpu, const struct cpu_state *st)
 
 	if ((r = set_fp(k, fd, st)) < 0)
 		return r;
+	/* A restored VM's TSC rate (vm->tsc_khz, set before this call) where
+	 * KVM can scale; before the TSC value itself. Without scaling the
+	 * guest sees the host's rate, as kvmclock tells it. */
+	(void)kvm_apply_tsc_khz(k, fd);
 	if ((r = set_msrs(k, fd, st, false)) < 0)
 		return r;
 

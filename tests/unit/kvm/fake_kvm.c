@@ -348,7 +348,7 @@ static int vcpu_ioctl(struct fake_vcpu *v, unsigned long req, void *arg)
 		v->ncpuid = (int)c->nent;
 		return 0;
 	}
-	case KVM_GET_TSC_KHZ: return 2000000;
+	case KVM_GET_TSC_KHZ: return fake_kvm.tsc_khz ? (int)fake_kvm.tsc_khz : 2000000;
 	case KVM_GET_REGS: *(struct kvm_regs *)arg = v->regs; return 0;
 	case KVM_SET_REGS: v->regs = *(struct kvm_regs *)arg; note("REGS"); return 0;
 	case KVM_GET_SREGS: *(struct kvm_sregs *)arg = v->sregs; return 0;

@@ -60,6 +60,7 @@ struct fake_kvm {
 	bool on;
 	int kvm_fd, vm_fd;
 	bool caps_missing_split;      /* pretend SPLIT_IRQCHIP is missing */
+	uint32_t tsc_khz;             /* KVM_GET_TSC_KHZ answer (0: 2 GHz) */
 	uint64_t split_routes;        /* KVM_ENABLE_CAP split irqchip args[0] */
 	bool split_before_vcpus;
 	bool manual_protect;

@@ -22,9 +22,10 @@
 #define TEST_PORT 0x7f0
 #define TEST_MMIO 0xfed00000ULL
 
-static struct vm *fake_vm_mem(int ncpus, uint64_t mem)
+static struct vm *fake_vm_tsc(int ncpus, uint64_t mem, uint32_t tsc_khz)
 {
 	fake_kvm_reset(true);
+	fake_kvm.tsc_khz = tsc_khz;
 	struct vm_config cfg = { .mem_size = mem, .ncpus = ncpus, .engine = &kvm_engine_ops,
 				 .console_in = -1, .console_out = -1 };
 	struct vm *vm = NULL;
@@ -39,6 +40,7 @@ static struct vm *fake_vm_mem(int ncpus, uint64_t mem)
 	return vm;
 }
 
+static struct vm *fake_vm_mem(int ncpus, uint64_t mem) { return fake_vm_tsc(ncpus, mem, 0); }
 static struct vm *fake_vm(int ncpus) { return fake_vm_mem(ncpus, MEM); }
 
 static void done(struct vm *vm)
@@ -102,6 +104,18 @@ static void fake_create_layout(void)
 		if (f->vcpu[0].msr_idx[j] == MSR_IA32_MISC_ENABLE)
 			misc = f->vcpu[0].msr_val[j];
 	CHECK_EQ(misc & 1, 1);
+	done(vm);
+}
+
+static void fake_tsc_rate_recorded(void)
+{
+	/* KVM here cannot scale the TSC (no KVM_CAP_TSC_CONTROL): the VM
+	 * records the host rate the guest really sees. */
+	struct vm *vm = fake_vm_tsc(1, MEM, 2900000);
+	CHECK(vm != NULL);
+	if (!vm)
+		return;
+	CHECK_EQ(vm->tsc_khz, 2900000);
 	done(vm);
 }
 
@@ -542,6 +556,7 @@ int kvm_fake_tests(void)
 {
 	TEST(fake_probe_reasons);
 	TEST(fake_create_layout);
+	TEST(fake_tsc_rate_recorded);
 	TEST(fake_state_roundtrip_order);
 	TEST(fake_run_exits);
 	TEST(fake_run_in_and_mmio_read);
