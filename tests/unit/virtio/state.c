@@ -229,7 +229,7 @@ static void test_blk_golden_v1(void)
 struct pauser {
 	struct dev *dev;
 	_Atomic int stop;
-	int rounds;
+	_Atomic int rounds;
 };
 
 static void *pauser_main(void *arg)
@@ -239,7 +239,7 @@ static void *pauser_main(void *arg)
 		p->dev->type->pause(p->dev);
 		struct rec_writer w;
 		if (save(p->dev, &w) == 0)
-			p->rounds++;
+			atomic_fetch_add(&p->rounds, 1);
 		rec_writer_free(&w);
 		p->dev->type->resume(p->dev);
 	}
@@ -258,8 +258,10 @@ static void test_pause_during_io(void)
 	struct pauser p = { .dev = tvm_dev(t, "virtio-blk0") };
 	pthread_t th;
 	CHECK_EQ(pthread_create(&th, NULL, pauser_main, &p), 0);
-	int done = 0;
-	for (int i = 0; i < 200; i++) {
+	int done = 0, i;
+	/* At least 200 requests, and go on until the pauser has run a few
+	 * rounds (bounded: 20000 requests). */
+	for (i = 0; i < 20000 && (i < 200 || atomic_load(&p.rounds) < 5); i++) {
 		uint16_t before = drv_used_idx(&d);
 		blk_rw(&d, i & 1, (uint64_t)i, DATA_GPA, 512);
 		for (int spin = 0; spin < 100000 && drv_used_idx(&d) == before; spin++) {
@@ -270,8 +272,8 @@ static void test_pause_during_io(void)
 	}
 	atomic_store(&p.stop, 1);
 	pthread_join(th, NULL);
-	CHECK_EQ(done, 200);
-	CHECK(p.rounds > 0);
+	CHECK_EQ(done, i);
+	CHECK(atomic_load(&p.rounds) >= 5);
 	CHECK_EQ(drv_status(&d), 0xF);
 	blk_done(t);
 }
