@@ -19,6 +19,7 @@
 #define NWORKERS 2
 #define JOB_BYTES (1u << 20)
 #define TXN_BYTES (16ull << 20)   /* stored bytes per write transaction */
+#define WAL_BYTES (64ull << 20)  /* WAL size at which the writer lets it restart */
 
 enum { SLOT_FREE, SLOT_FILLED, SLOT_WORKING, SLOT_DONE };
 enum { C_ZERO = 1, C_EXISTS = 2, C_NEW = 3 };
@@ -55,8 +56,10 @@ struct import {
 	 * own connection, so the writer never waits for the disk. */
 	sqlite3 *ckdb;
 	pthread_cond_t ckcv;
-	uint64_t commits, checkpointed;
-	bool ckstop;
+	uint64_t commits;         /* writer transactions committed */
+	uint64_t ck_started;      /* commits covered by the running/last checkpoint */
+	uint64_t ck_done;         /* commits fully copied into the database */
+	bool ckstop, ck_running;
 };
 
 static void *checkpointer_main(void *arg)
@@ -64,16 +67,30 @@ static void *checkpointer_main(void *arg)
 	struct import *im = arg;
 	pthread_mutex_lock(&im->m);
 	for (;;) {
-		while (!im->ckstop && im->commits == im->checkpointed)
+		while (!im->ckstop && im->commits == im->ck_done &&
+		       im->commits == im->ck_started)
 			pthread_cond_wait(&im->ckcv, &im->m);
 		if (im->ckstop)
 			break;
-		im->checkpointed = im->commits;
+		uint64_t upto = im->commits;
+		im->ck_started = upto;
 		pthread_mutex_unlock(&im->m);
-		/* PASSIVE never blocks the writer; what it cannot copy now is
-		 * copied next time or by the final checkpoint. */
-		sqlite3_wal_checkpoint_v2(im->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		/* PASSIVE never blocks the writer; what it cannot copy now (a
+		 * reader's snapshot in the way) is copied on the next round. */
+		int nlog = -1, nckpt = -2;
+		int rc = sqlite3_wal_checkpoint_v2(im->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE,
+						   &nlog, &nckpt);
 		pthread_mutex_lock(&im->m);
+		if (rc == SQLITE_OK && nlog == nckpt) {
+			im->ck_done = upto;
+			pthread_cond_broadcast(&im->ckcv);
+		} else {
+			im->ck_started = upto - 1;   /* retry */
+			pthread_mutex_unlock(&im->m);
+			struct timespec ts = { 0, 5000000 };
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&im->m);
+		}
 	}
 	pthread_mutex_unlock(&im->m);
 	return NULL;
@@ -382,7 +399,7 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 		tree_writer_free(tw);
 		return r;
 	}
-	uint64_t txn_bytes = 0, last = now_ms();
+	uint64_t txn_bytes = 0, wal_bytes = 0, last = now_ms();
 	for (uint64_t seq = 0; seq < im->njobs && !r; seq++) {
 		struct slot *sl = &im->slots[seq % NSLOTS];
 		pthread_mutex_lock(&im->m);
@@ -403,11 +420,24 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 		pthread_cond_broadcast(&im->cv);
 		pthread_mutex_unlock(&im->m);
 		if (!r && txn_bytes >= TXN_BYTES) {
+			wal_bytes += txn_bytes;
 			txn_bytes = 0;
 			r = store_txn_commit(s);
 			pthread_mutex_lock(&im->m);
 			im->commits++;
-			pthread_cond_signal(&im->ckcv);
+			pthread_cond_broadcast(&im->ckcv);
+			/* Bound the WAL: let the checkpointer (which has been copying
+			 * in the background) finish, so the next transaction starts
+			 * the WAL over instead of growing it. */
+			if (im->ck_running && wal_bytes >= WAL_BYTES) {
+				struct timespec until;
+				clock_gettime(CLOCK_REALTIME, &until);
+				until.tv_sec += 5;
+				while (im->ck_done < im->commits && !im->ckstop &&
+				       pthread_cond_timedwait(&im->ckcv, &im->m, &until) == 0)
+					;
+				wal_bytes = 0;
+			}
 			pthread_mutex_unlock(&im->m);
 			if (!r)
 				r = store_txn_begin(s);
@@ -476,13 +506,14 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 		}
 	}
 	pthread_t ck;
-	bool ck_started = false;
+	bool ck_thread = false;
 	pthread_cond_init(&im->ckcv, NULL);
 	if (sqlite3_open_v2(s->db_path, &im->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 			    NULL) == SQLITE_OK &&
 	    sqlite3_exec(im->ckdb, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) == SQLITE_OK &&
 	    !pthread_create(&ck, NULL, checkpointer_main, im)) {
-		ck_started = true;
+		ck_thread = true;
+		im->ck_running = true;
 		store_exec(s, "PRAGMA wal_autocheckpoint=0");
 	}
 	if (pthread_create(&reader, NULL, reader_main, im)) {
@@ -514,7 +545,7 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 		pthread_mutex_unlock(&im->m);
 	}
 out_conn:
-	if (ck_started) {
+	if (ck_thread) {
 		pthread_mutex_lock(&im->m);
 		im->ckstop = true;
 		pthread_cond_signal(&im->ckcv);
