@@ -66,12 +66,15 @@ static inline uint16_t fp_enter(const struct bt_cpu *c)
 	return host;
 }
 
-static inline void fp_leave(struct bt_cpu *c, uint16_t host)
+/* opsw: the status word captured right after the operation, for C1 (the
+ * compiler's own x87 loads and stores between the operation and here
+ * would change C1; the exception flags are sticky). */
+static inline void fp_leave(struct bt_cpu *c, uint16_t host, uint16_t opsw)
 {
 	uint16_t sw;
 	__asm__ volatile("fnstsw %0\n\tfnclex\n\tfldcw %1" : "=m"(sw) : "m"(host));
 	/* C1 reports rounding up (or is cleared) for the operations run here */
-	c->fsw = (uint16_t)((c->fsw & ~FSW_C1) | (sw & FSW_C1) | (sw & 0x3f));
+	c->fsw = (uint16_t)((c->fsw & ~FSW_C1) | (opsw & FSW_C1) | (sw & 0x3f));
 	if (sw & 0x3f & ~c->fcw)
 		c->fsw |= FSW_ES | FSW_B;
 }
@@ -169,7 +172,7 @@ static long double ld_mem(struct bt_cpu *c, const struct bt_insn *i, int kind)
 			memcpy(&d, &x, 8);
 			__asm__ volatile("fldl %1" : "=t"(v) : "m"(d));
 		}
-		fp_leave(c, h);
+		fp_leave(c, h, 0);
 		return v;
 	}
 	switch (kind) {
@@ -219,7 +222,7 @@ static int st_mem(struct bt_cpu *c, const struct bt_insn *i, int kind, long doub
 {
 	int seg = bt_ea_seg(i);
 	uint64_t off = bt_ea(c, i);
-	uint16_t h;
+	uint16_t h, osw = 0;
 	uint64_t x = 0;
 	int n = 0;
 	uint8_t b[16];
@@ -233,38 +236,38 @@ static int st_mem(struct bt_cpu *c, const struct bt_insn *i, int kind, long doub
 	(void)bt_read_rmw(c, seg, off, size);
 	h = fp_enter(c);
 	switch (kind) {
-	case 0: { float f; __asm__ volatile("fstps %0" : "=m"(f) : "t"(v) : "st"); uint32_t u; memcpy(&u, &f, 4); x = u; break; }
-	case 2: { double d; __asm__ volatile("fstpl %0" : "=m"(d) : "t"(v) : "st"); memcpy(&x, &d, 8); break; }
+	case 0: { float f; __asm__ volatile("fstps %0\n\tfnstsw %1" : "=m"(f), "=m"(osw) : "t"(v) : "st"); uint32_t u; memcpy(&u, &f, 4); x = u; break; }
+	case 2: { double d; __asm__ volatile("fstpl %0\n\tfnstsw %1" : "=m"(d), "=m"(osw) : "t"(v) : "st"); memcpy(&x, &d, 8); break; }
 	case 1: {
 		int32_t k;
 		if (trunc)
-			__asm__ volatile("fisttpl %0" : "=m"(k) : "t"(v) : "st");
+			__asm__ volatile("fisttpl %0\n\tfnstsw %1" : "=m"(k), "=m"(osw) : "t"(v) : "st");
 		else
-			__asm__ volatile("fistpl %0" : "=m"(k) : "t"(v) : "st");
+			__asm__ volatile("fistpl %0\n\tfnstsw %1" : "=m"(k), "=m"(osw) : "t"(v) : "st");
 		x = (uint32_t)k;
 		break;
 	}
 	case 3: {
 		int16_t k;
 		if (trunc)
-			__asm__ volatile("fisttps %0" : "=m"(k) : "t"(v) : "st");
+			__asm__ volatile("fisttps %0\n\tfnstsw %1" : "=m"(k), "=m"(osw) : "t"(v) : "st");
 		else
-			__asm__ volatile("fistps %0" : "=m"(k) : "t"(v) : "st");
+			__asm__ volatile("fistps %0\n\tfnstsw %1" : "=m"(k), "=m"(osw) : "t"(v) : "st");
 		x = (uint16_t)k;
 		break;
 	}
 	default: {
 		int64_t k;
 		if (trunc)
-			__asm__ volatile("fisttpll %0" : "=m"(k) : "t"(v) : "st");
+			__asm__ volatile("fisttpll %0\n\tfnstsw %1" : "=m"(k), "=m"(osw) : "t"(v) : "st");
 		else
-			__asm__ volatile("fistpll %0" : "=m"(k) : "t"(v) : "st");
+			__asm__ volatile("fistpll %0\n\tfnstsw %1" : "=m"(k), "=m"(osw) : "t"(v) : "st");
 		x = (uint64_t)k;
 		break;
 	}
 	}
 	uint16_t before = c->fsw;
-	fp_leave(c, h);
+	fp_leave(c, h, osw);
 	if ((c->fsw & FSW_ES) && !(before & FSW_ES) && (c->fsw & 0x3f & ~c->fcw & 0x0d))
 		n = 1;   /* unmasked invalid/overflow/underflow: memory unchanged */
 	if (!n)
@@ -275,19 +278,19 @@ static int st_mem(struct bt_cpu *c, const struct bt_insn *i, int kind, long doub
 /* ---- arithmetic ---- */
 static long double arith(struct bt_cpu *c, int op, long double a, long double b)
 {
-	long double r;
-	uint16_t h = fp_enter(c);
+	uint16_t h = fp_enter(c), sw = 0;
+	/* st(0) op st(1) with st(0) as destination: no AT&T operand
+	 * reversal issues. */
 	switch (op) {
-	case 0: r = a + b; break;
-	case 1: r = a * b; break;
-	case 4: r = a - b; break;
-	case 5: r = b - a; break;
-	case 6: r = a / b; break;
-	default: r = b / a; break;
+	case 0: __asm__ volatile("fadd %%st(1), %%st\n\tfnstsw %1" : "+t"(a), "=m"(sw) : "u"(b)); break;
+	case 1: __asm__ volatile("fmul %%st(1), %%st\n\tfnstsw %1" : "+t"(a), "=m"(sw) : "u"(b)); break;
+	case 4: __asm__ volatile("fsub %%st(1), %%st\n\tfnstsw %1" : "+t"(a), "=m"(sw) : "u"(b)); break;
+	case 5: __asm__ volatile("fsubr %%st(1), %%st\n\tfnstsw %1" : "+t"(a), "=m"(sw) : "u"(b)); break;
+	case 6: __asm__ volatile("fdiv %%st(1), %%st\n\tfnstsw %1" : "+t"(a), "=m"(sw) : "u"(b)); break;
+	default: __asm__ volatile("fdivr %%st(1), %%st\n\tfnstsw %1" : "+t"(a), "=m"(sw) : "u"(b)); break;
 	}
-	__asm__ volatile("" : "+t"(r));
-	fp_leave(c, h);
-	return r;
+	fp_leave(c, h, sw);
+	return a;
 }
 
 static void set_cc(struct bt_cpu *c, int c0, int c2, int c3)
@@ -305,7 +308,7 @@ static uint32_t fcompare(struct bt_cpu *c, long double a, long double b, int ord
 		__asm__ volatile("fcomi %%st(1), %%st\n\tpushfq\n\tpopq %0" : "=r"(fl) : "t"(a), "u"(b) : "cc");
 	else
 		__asm__ volatile("fucomi %%st(1), %%st\n\tpushfq\n\tpopq %0" : "=r"(fl) : "t"(a), "u"(b) : "cc");
-	fp_leave(c, h);
+	fp_leave(c, h, 0);
 	return (uint32_t)fl & (BT_ZF | BT_PF_FLAG | BT_CF);
 }
 
@@ -330,40 +333,40 @@ static long double arith_mem(struct bt_cpu *c, int op, long double a, int kind, 
 	uint16_t h = fp_enter(c);
 #define MOP(sfx, var) \
 	switch (op) { \
-	case 0: __asm__ volatile("fadd" sfx " %1" : "+t"(a) : "m"(var)); break; \
-	case 1: __asm__ volatile("fmul" sfx " %1" : "+t"(a) : "m"(var)); break; \
+	case 0: __asm__ volatile("fadd" sfx " %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(var)); break; \
+	case 1: __asm__ volatile("fmul" sfx " %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(var)); break; \
 	case 2: case 3: __asm__ volatile("fcom" sfx " %1\n\tfnstsw %0" : "=m"(*sw) : "m"(var), "t"(a)); break; \
-	case 4: __asm__ volatile("fsub" sfx " %1" : "+t"(a) : "m"(var)); break; \
-	case 5: __asm__ volatile("fsubr" sfx " %1" : "+t"(a) : "m"(var)); break; \
-	case 6: __asm__ volatile("fdiv" sfx " %1" : "+t"(a) : "m"(var)); break; \
-	default: __asm__ volatile("fdivr" sfx " %1" : "+t"(a) : "m"(var)); break; \
+	case 4: __asm__ volatile("fsub" sfx " %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(var)); break; \
+	case 5: __asm__ volatile("fsubr" sfx " %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(var)); break; \
+	case 6: __asm__ volatile("fdiv" sfx " %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(var)); break; \
+	default: __asm__ volatile("fdivr" sfx " %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(var)); break; \
 	}
 	switch (kind) {
 	case 0: MOP("s", f) break;
 	case 2: MOP("l", d) break;
 	case 1: switch (op) {
-		case 0: __asm__ volatile("fiaddl %1" : "+t"(a) : "m"(l)); break;
-		case 1: __asm__ volatile("fimull %1" : "+t"(a) : "m"(l)); break;
+		case 0: __asm__ volatile("fiaddl %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(l)); break;
+		case 1: __asm__ volatile("fimull %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(l)); break;
 		case 2: case 3: __asm__ volatile("ficoml %1\n\tfnstsw %0" : "=m"(*sw) : "m"(l), "t"(a)); break;
-		case 4: __asm__ volatile("fisubl %1" : "+t"(a) : "m"(l)); break;
-		case 5: __asm__ volatile("fisubrl %1" : "+t"(a) : "m"(l)); break;
-		case 6: __asm__ volatile("fidivl %1" : "+t"(a) : "m"(l)); break;
-		default: __asm__ volatile("fidivrl %1" : "+t"(a) : "m"(l)); break;
+		case 4: __asm__ volatile("fisubl %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(l)); break;
+		case 5: __asm__ volatile("fisubrl %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(l)); break;
+		case 6: __asm__ volatile("fidivl %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(l)); break;
+		default: __asm__ volatile("fidivrl %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(l)); break;
 		}
 		break;
 	default: switch (op) {
-		case 0: __asm__ volatile("fiadds %1" : "+t"(a) : "m"(w)); break;
-		case 1: __asm__ volatile("fimuls %1" : "+t"(a) : "m"(w)); break;
+		case 0: __asm__ volatile("fiadds %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(w)); break;
+		case 1: __asm__ volatile("fimuls %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(w)); break;
 		case 2: case 3: __asm__ volatile("ficoms %1\n\tfnstsw %0" : "=m"(*sw) : "m"(w), "t"(a)); break;
-		case 4: __asm__ volatile("fisubs %1" : "+t"(a) : "m"(w)); break;
-		case 5: __asm__ volatile("fisubrs %1" : "+t"(a) : "m"(w)); break;
-		case 6: __asm__ volatile("fidivs %1" : "+t"(a) : "m"(w)); break;
-		default: __asm__ volatile("fidivrs %1" : "+t"(a) : "m"(w)); break;
+		case 4: __asm__ volatile("fisubs %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(w)); break;
+		case 5: __asm__ volatile("fisubrs %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(w)); break;
+		case 6: __asm__ volatile("fidivs %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(w)); break;
+		default: __asm__ volatile("fidivrs %2\n\tfnstsw %0" : "=m"(*sw), "+t"(a) : "m"(w)); break;
 		}
 		break;
 	}
 #undef MOP
-	fp_leave(c, h);
+	fp_leave(c, h, *sw);
 	return a;
 }
 
@@ -641,7 +644,7 @@ static void ex_d9misc(struct bt_cpu *c, const struct bt_insn *i)
 		case 0x2d: __asm__ volatile("fldln2" : "=t"(r)); break;
 		default: __asm__ volatile("fldz" : "=t"(r)); break;
 		}
-		fp_leave(c, h);
+		fp_leave(c, h, 0);
 		fpush(c, r);
 		return;
 	}
@@ -650,6 +653,8 @@ static void ex_d9misc(struct bt_cpu *c, const struct bt_insn *i)
 	}
 	a = st_get(c, 0, &ok);
 	if (!ok) {
+		if (code == 0x35 || code == 0x38)
+			c->fsw &= (uint16_t)~FSW_C2;
 		if (!unmasked_ie(c))
 			st_set(c, 0, a);
 		return;
@@ -657,13 +662,13 @@ static void ex_d9misc(struct bt_cpu *c, const struct bt_insn *i)
 	uint16_t cc = 0;
 	switch (code) {
 	case 0x30: /* F2XM1 */
-		h = fp_enter(c); __asm__ volatile("f2xm1" : "+t"(a)); fp_leave(c, h);
+		h = fp_enter(c); __asm__ volatile("f2xm1\n\tfnstsw %1" : "+t"(a), "=m"(cc)); fp_leave(c, h, cc);
 		st_set(c, 0, a); return;
 	case 0x3a: /* FSQRT */
-		h = fp_enter(c); __asm__ volatile("fsqrt" : "+t"(a)); fp_leave(c, h);
+		h = fp_enter(c); __asm__ volatile("fsqrt\n\tfnstsw %1" : "+t"(a), "=m"(cc)); fp_leave(c, h, cc);
 		st_set(c, 0, a); return;
 	case 0x3c: /* FRNDINT */
-		h = fp_enter(c); __asm__ volatile("frndint" : "+t"(a)); fp_leave(c, h);
+		h = fp_enter(c); __asm__ volatile("frndint\n\tfnstsw %1" : "+t"(a), "=m"(cc)); fp_leave(c, h, cc);
 		st_set(c, 0, a); return;
 	case 0x3e: case 0x3f: /* FSIN, FCOS */
 		h = fp_enter(c);
@@ -671,14 +676,14 @@ static void ex_d9misc(struct bt_cpu *c, const struct bt_insn *i)
 			__asm__ volatile("fsin\n\tfnstsw %1" : "+t"(a), "=m"(cc));
 		else
 			__asm__ volatile("fcos\n\tfnstsw %1" : "+t"(a), "=m"(cc));
-		fp_leave(c, h);
+		fp_leave(c, h, cc);
 		c->fsw = (uint16_t)((c->fsw & ~FSW_C2) | (cc & FSW_C2));
 		st_set(c, 0, a);
 		return;
 	case 0x32: /* FPTAN */
 		h = fp_enter(c);
 		__asm__ volatile("fptan\n\tfnstsw %2" : "=t"(r2), "=u"(r), "=m"(cc) : "0"(a));
-		fp_leave(c, h);
+		fp_leave(c, h, cc);
 		c->fsw = (uint16_t)((c->fsw & ~FSW_C2) | (cc & FSW_C2));
 		if (cc & FSW_C2)
 			return;
@@ -688,7 +693,7 @@ static void ex_d9misc(struct bt_cpu *c, const struct bt_insn *i)
 	case 0x3b: /* FSINCOS */
 		h = fp_enter(c);
 		__asm__ volatile("fsincos\n\tfnstsw %2" : "=t"(r2), "=u"(r), "=m"(cc) : "0"(a));
-		fp_leave(c, h);
+		fp_leave(c, h, cc);
 		c->fsw = (uint16_t)((c->fsw & ~FSW_C2) | (cc & FSW_C2));
 		if (cc & FSW_C2)
 			return;
@@ -697,14 +702,16 @@ static void ex_d9misc(struct bt_cpu *c, const struct bt_insn *i)
 		return;
 	case 0x34: /* FXTRACT */
 		h = fp_enter(c);
-		__asm__ volatile("fxtract" : "=t"(r2), "=u"(r) : "0"(a));
-		fp_leave(c, h);
+		__asm__ volatile("fxtract\n\tfnstsw %2" : "=t"(r2), "=u"(r), "=m"(cc) : "0"(a));
+		fp_leave(c, h, cc);
 		st_set(c, 0, r);
 		fpush(c, r2);
 		return;
 	}
 	b = st_get(c, 1, &ok);
 	if (!ok) {
+		if (code == 0x35 || code == 0x38)    /* FPREM(1): C2 (incomplete) cleared */
+			c->fsw &= (uint16_t)~FSW_C2;
 		if (!unmasked_ie(c)) {
 			if (code == 0x31 || code == 0x33 || code == 0x39)
 				fpop(c);
@@ -714,22 +721,22 @@ static void ex_d9misc(struct bt_cpu *c, const struct bt_insn *i)
 	}
 	h = fp_enter(c);
 	switch (code) {
-	case 0x31: __asm__ volatile("fyl2x" : "=t"(r) : "0"(a), "u"(b) : "st(1)"); break;
-	case 0x33: __asm__ volatile("fpatan" : "=t"(r) : "0"(a), "u"(b) : "st(1)"); break;
-	case 0x39: __asm__ volatile("fyl2xp1" : "=t"(r) : "0"(a), "u"(b) : "st(1)"); break;
-	case 0x3d: __asm__ volatile("fscale" : "=t"(r) : "0"(a), "u"(b)); break;
+	case 0x31: __asm__ volatile("fyl2x\n\tfnstsw %1" : "=t"(r), "=m"(cc) : "0"(a), "u"(b) : "st(1)"); break;
+	case 0x33: __asm__ volatile("fpatan\n\tfnstsw %1" : "=t"(r), "=m"(cc) : "0"(a), "u"(b) : "st(1)"); break;
+	case 0x39: __asm__ volatile("fyl2xp1\n\tfnstsw %1" : "=t"(r), "=m"(cc) : "0"(a), "u"(b) : "st(1)"); break;
+	case 0x3d: __asm__ volatile("fscale\n\tfnstsw %1" : "=t"(r), "=m"(cc) : "0"(a), "u"(b)); break;
 	default: /* 0x35 FPREM1, 0x38 FPREM */
 		if (code == 0x35)
 			__asm__ volatile("fprem1\n\tfnstsw %1" : "=t"(r), "=m"(cc) : "0"(a), "u"(b));
 		else
 			__asm__ volatile("fprem\n\tfnstsw %1" : "=t"(r), "=m"(cc) : "0"(a), "u"(b));
-		fp_leave(c, h);
+		fp_leave(c, h, cc);
 		c->fsw = (uint16_t)((c->fsw & ~(FSW_C0 | FSW_C1 | FSW_C2 | FSW_C3)) |
 				    (cc & (FSW_C0 | FSW_C1 | FSW_C2 | FSW_C3)));
 		st_set(c, 0, r);
 		return;
 	}
-	fp_leave(c, h);
+	fp_leave(c, h, cc);
 	if (code == 0x3d) {
 		st_set(c, 0, r);
 		return;
