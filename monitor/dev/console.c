@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 #include "monitor/dev/legacy.h"
 #include "monitor/evloop.h"
@@ -29,6 +30,8 @@ struct console {
 	struct vm *vm;
 	int in_fd, out_fd;
 	bool tty, file, watched, eof, esc;
+	bool out_pipe;          /* out_fd is a FIFO or socket: may EPIPE */
+	_Atomic bool out_dead;  /* the reader went away */
 	pthread_mutex_t lock;
 	uint8_t ring[RING_SIZE];
 	size_t head, count;
@@ -152,6 +155,9 @@ int console_new(struct vm *vm, int in_fd, int out_fd, struct console **ret)
 	c->in_fd = in_fd;
 	c->out_fd = out_fd;
 	pthread_mutex_init(&c->lock, NULL);
+	struct stat ost;
+	if (out_fd >= 0 && fstat(out_fd, &ost) == 0)
+		c->out_pipe = S_ISFIFO(ost.st_mode) || S_ISSOCK(ost.st_mode);
 	if (in_fd >= 0) {
 		struct stat st;
 		if (fstat(in_fd, &st) < 0) {
@@ -207,17 +213,48 @@ void console_free(struct console *con)
 	free(con);
 }
 
+/* write() that turns a vanished reader into EPIPE instead of a SIGPIPE
+ * that would kill the process with the terminal still raw: SIGPIPE is
+ * blocked for this thread around the write and a pending one consumed. */
+static ssize_t write_nosigpipe(int fd, const void *p, size_t n)
+{
+	sigset_t pipe_set, old;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old))
+		return -1;
+	ssize_t w = write(fd, p, n);
+	int saved = errno;
+	if (w < 0 && errno == EPIPE && !sigismember(&old, SIGPIPE)) {
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return w;
+}
+
 void console_write(struct console *con, const void *buf, size_t n)
 {
-	if (!con || con->out_fd < 0)
+	if (!con || con->out_fd < 0 || con->out_dead)
 		return;
 	const uint8_t *p = buf;
 	while (n) {
-		ssize_t w = write(con->out_fd, p, n);
+		ssize_t w = con->out_pipe ? write_nosigpipe(con->out_fd, p, n)
+					  : write(con->out_fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EPIPE) {
+			/* Like any producer in a pipeline, stop when the reader
+			 * is gone (roam boot ... | grep -m1 ready). */
+			con->out_dead = true;
+			vm_request_stop(con->vm, VM_STOP_HOST, 128 + SIGPIPE,
+					"console output closed (broken pipe)");
+			return;
+		}
 		if (w <= 0)
-			return;         /* reader gone: output is dropped */
+			return;         /* other errors: this output is dropped */
 		p += w;
 		n -= (size_t)w;
 	}

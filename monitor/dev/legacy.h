@@ -43,7 +43,9 @@ int port_sinks_create(struct vm *vm);     /* 0x80, 0xed */
  * console never closes the fds. */
 int console_new(struct vm *vm, int in_fd, int out_fd, struct console **ret);
 void console_free(struct console *con);
-/* Writes guest output (blocking; errors such as EPIPE drop the output). */
+/* Writes guest output (blocking). A reader that went away (EPIPE, never a
+ * SIGPIPE) stops the VM with VM_STOP_HOST, status 128 + SIGPIPE; other
+ * write errors drop the output. */
 void console_write(struct console *con, const void *buf, size_t n);
 /* Takes up to n buffered input bytes; returns how many (0: none now). */
 size_t console_read(struct console *con, void *buf, size_t n);

@@ -4,6 +4,7 @@
  * and a hostile guest hitting every port with random values. */
 #include <fcntl.h>
 #include <pty.h>
+#include <signal.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -149,8 +150,15 @@ static void uart_loopback_irqs(void)
 	CHECK_EQ(inb(vm, COM1 + 7), 0x5a);
 	roundtrip(vm, "uart0", uart_mutate);
 	CHECK_EQ(inb(vm, COM1 + 7), 0x5a);
-	fake_vm_free(vm);
+	/* The reader goes away: no SIGPIPE death, the VM stops instead. */
+	outb(vm, COM1 + 4, 0x00);
 	close(out[0]);
+	CHECK_EQ(vm->stop, VM_RUNNING);
+	outb(vm, COM1 + 0, 'E');
+	CHECK_EQ(vm->stop, VM_STOP_HOST);
+	CHECK_EQ(vm->exit_status, 128 + SIGPIPE);
+	outb(vm, COM1 + 0, 'F');
+	fake_vm_free(vm);
 	close(out[1]);
 }
 
