@@ -122,7 +122,7 @@ bool lapic_match_dest(const struct lapic *a, uint8_t dest, bool logical);
 void lapic_timer_fire(struct lapic *a);
 void lapic_stop_timer(struct lapic *a);
 uint32_t lapic_read_reg(struct lapic *a, uint32_t reg);
-uint64_t lapic_tsc_deadline(const struct lapic *a);
+uint64_t lapic_tsc_deadline(struct lapic *a);
 void lapic_write_tsc_deadline(struct lapic *a, uint64_t v);
 void lapic_page_get(struct lapic *a, uint8_t page[CPU_LAPIC_SIZE]);
 void lapic_page_set(struct lapic *a, const uint8_t page[CPU_LAPIC_SIZE]);

@@ -281,7 +281,11 @@ void lapic_timer_fire(struct lapic *a)
 	}
 }
 
-uint64_t lapic_tsc_deadline(const struct lapic *a) { return a->tsc_deadline; }
+uint64_t lapic_tsc_deadline(struct lapic *a)
+{
+	lapic_timer_fire(a);    /* due: deliver it rather than report it armed */
+	return a->tsc_deadline;
+}
 
 void lapic_write_tsc_deadline(struct lapic *a, uint64_t v)
 {
@@ -431,6 +435,9 @@ static uint32_t get32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 |
 
 void lapic_page_get(struct lapic *a, uint8_t page[CPU_LAPIC_SIZE])
 {
+	/* A timer that is due but whose callback has not run yet fires now,
+	 * so the page never shows an expired count without its interrupt. */
+	lapic_timer_fire(a);
 	memset(page, 0, CPU_LAPIC_SIZE);
 	for (uint32_t reg = 0x20; reg < 0x400; reg += 0x10)
 		put32(page + reg, lapic_read_reg(a, reg));

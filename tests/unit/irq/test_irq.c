@@ -695,6 +695,34 @@ static void lapic_page_roundtrip(void)
 	fake_vm_free(vm);
 }
 
+/* A capture right after expiry, before the loop thread ran the timer,
+ * carries the interrupt (the loop is not even started here). */
+static void lapic_due_timer_capture(void)
+{
+	struct vm *vm;
+	CHECK_EQ(fake_vm_new(1, 16, 1, &vm), 0);
+	struct irqchip *c = vm->irq;
+	lw(vm, 0, 0xf0, 0x1ff);
+	lw(vm, 0, 0x3e0, 0xb);
+	lw(vm, 0, 0x320, 0x000d0);
+	lw(vm, 0, 0x380, 1000000);                      /* 1 ms one-shot */
+	sleep_ms(3);
+	CHECK_EQ(irqchip_pending(c, 0), -1);            /* nobody ran the timer */
+	uint8_t pg[CPU_LAPIC_SIZE];
+	lapic_get_page(c, 0, pg);
+	CHECK(pg[0x200 + 0x10 * (0xd0 / 32) + (0xd0 % 32) / 8] & (1u << (0xd0 % 8)));
+	CHECK_EQ(pg[0x390] | pg[0x391] | pg[0x392] | pg[0x393], 0);
+	CHECK_EQ(irqchip_ack(c, 0), 0xd0);
+	lw(vm, 0, 0xb0, 0);
+	/* TSC-deadline: reading the MSR after the deadline delivers it. */
+	lw(vm, 0, 0x320, 0x400d1);
+	lapic_set_tsc_deadline(c, 0, vm_guest_tsc(vm) + vm->tsc_khz);   /* 1 ms */
+	sleep_ms(3);
+	CHECK_EQ(lapic_get_tsc_deadline(c, 0), 0);
+	CHECK_EQ(irqchip_ack(c, 0), 0xd1);
+	fake_vm_free(vm);
+}
+
 static void hostile_guest(void)
 {
 	struct vm *vm;
@@ -781,6 +809,7 @@ int main(void)
 	TEST(lapic_timer);
 	TEST(pic_ioapic_records);
 	TEST(lapic_page_roundtrip);
+	TEST(lapic_due_timer_capture);
 	TEST(hostile_guest);
 	TEST_EXIT();
 }
