@@ -4,6 +4,7 @@
  * the architecture leaves undefined so only defined flags are compared. A
  * flag consumer whose input is undefined gets a CMP in front of it. */
 #include <string.h>
+#include "monitor/bt/exec_int.h"
 #include "tests/unit/bt_isa/isa_test.h"
 
 const char *const isa_gen_names[GEN_KINDS] = {
@@ -826,6 +827,73 @@ static void t_sse(struct gen *g)
 		fl(g, ALL, 0);
 }
 
+/* Random encodings anywhere in the SSE opcode space that the decoder
+ * accepts and the SSE executor claims (bt_sel_sse), with GPR operands
+ * steered to registers the sequence may change. */
+static void t_sse_rand(struct gen *g)
+{
+	for (int tries = 0; tries < 200; tries++) {
+		uint8_t b[32];
+		int n = 0, map = RN(g, 10) < 7 ? 1 : RN(g, 2) ? 2 : 3, pf = RN(g, 8);
+		uint8_t op = (uint8_t)R(g);
+		if (pf < 4)
+			b[n++] = 0x66;
+		else if (pf == 5)
+			b[n++] = 0xf3;
+		else if (pf == 6)
+			b[n++] = 0xf2;
+		int mem = RN(g, 3) == 0, reg = RN(g, 16), rm = RN(g, 16), w = RN(g, 4) == 0;
+		int32_t disp = RN(g, (int)ISA_DATA_SIZE - 2048) & ~15;
+		if (RN(g, 16) == 0)
+			disp |= 8;
+		uint8_t rex = (uint8_t)(0x40 | (w ? 8 : 0) | ((reg & 8) ? 4 : 0) | (mem ? 1 : ((rm & 8) ? 1 : 0)));
+		int rexat = n;
+		b[n++] = rex;
+		b[n++] = 0x0f;
+		if (map == 2) b[n++] = 0x38;
+		if (map == 3) b[n++] = 0x3a;
+		int opat = n;
+		b[n++] = op;
+		int mat = n;
+		b[n++] = mem ? (uint8_t)(0x80 | ((reg & 7) << 3) | 7) : (uint8_t)(0xc0 | ((reg & 7) << 3) | (rm & 7));
+		if (mem)
+			for (int k = 0; k < 4; k++)
+				b[n++] = (uint8_t)(disp >> (8 * k));
+		b[n++] = (uint8_t)R(g);           /* immediate, if any */
+		(void)opat;
+		struct bt_insn in;
+		if (bt_decode(b, (size_t)n, BT_MODE64, &in) || !bt_sel_sse(&in))
+			continue;
+		/* keep out of the test's exits: stores through rDI, MXCSR/FPU
+		 * state loads, non-temporal GPR stores */
+		int m1 = map == 1;
+		if ((m1 && (op == 0xf7 || op == 0xae)))
+			continue;
+		/* GPR destinations in ModRM.reg or ModRM.rm */
+		int gpr_reg = (m1 && (op == 0xd7 || op == 0x50 || op == 0x2c || op == 0x2d || op == 0xc5));
+		int gpr_rm = (m1 && op == 0x7e && in.rep != 0xf3) || (map == 3 && op >= 0x14 && op <= 0x17);
+		if (gpr_reg) {
+			reg = dreg(g);
+			b[rexat] = (uint8_t)((b[rexat] & ~4) | ((reg & 8) ? 4 : 0));
+			b[mat] = (uint8_t)((b[mat] & ~0x38) | ((reg & 7) << 3));
+		}
+		if (gpr_rm && !mem) {
+			rm = dreg(g);
+			b[rexat] = (uint8_t)((b[rexat] & ~1) | ((rm & 8) ? 1 : 0));
+			b[mat] = (uint8_t)((b[mat] & ~7) | (rm & 7));
+		}
+		if (bt_decode(b, (size_t)n, BT_MODE64, &in))
+			continue;
+		for (int k = 0; k < in.len; k++)
+			put(g, b[k]);
+		g->ninsn++;
+		if ((m1 && (op == 0x2e || op == 0x2f)) || (map == 2 && op == 0x17) ||
+		    (map == 3 && op >= 0x60 && op <= 0x63))
+			fl(g, ALL, 0);
+		return;
+	}
+}
+
 /* ---- x87 ---- */
 static void t_x87(struct gen *g)
 {
@@ -961,7 +1029,7 @@ void isa_gen(struct isa_case *t, uint64_t *rng, int kind)
 		case GEN_STACK: t_stack(&g); break;
 		case GEN_STRING: t_string(&g); break;
 		case GEN_BRANCH: t_branch(&g); break;
-		case GEN_SSE: t_sse(&g); break;
+		case GEN_SSE: if (RN(&g, 2)) t_sse(&g); else t_sse_rand(&g); break;
 		case GEN_X87: t_x87(&g); j = n; break;
 		}
 	}
