@@ -2,9 +2,11 @@
  * (raw host file here; checkpoint/ adds a store overlay) behind an opaque
  * handle. Every backend embeds struct blockdev first.
  *
- * Offsets and lengths are in bytes. All ops return 0 or -errno. The device
- * calls them from one thread at a time per blockdev (virtio-blk serializes
- * requests under its lock), so backends need no locking of their own. */
+ * Offsets and lengths are in bytes. All ops return 0 or -errno. virtio-blk
+ * calls them only from its worker thread, one request at a time, and never
+ * while paused (dev_type.pause returns once no call is in progress), so
+ * backends need no locking of their own; others may inspect a backend while
+ * its device is paused. */
 #ifndef ROAM_BLOCKDEV_H
 #define ROAM_BLOCKDEV_H
 #include <errno.h>
