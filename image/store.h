@@ -30,6 +30,7 @@
 #define STORE_CHUNK_DEFAULT (64u << 10)
 #define STORE_LEVEL_DEFAULT 3
 #define STORE_REF_MAX 255                 /* bytes in a ref name */
+#define STORE_OBJECT_MAX (64u << 20)      /* bytes in one object, uncompressed */
 
 struct store;
 struct store_tree;
@@ -113,6 +114,14 @@ int store_get(struct store *s, const struct store_hash *h, enum store_kind *ret_
 /* 1 if the object exists, 0 if not, -errno. */
 int store_has(struct store *s, const struct store_hash *h);
 int store_stat(struct store *s, const struct store_hash *h, struct store_obj_info *ret);
+/* Calls fn for each object that an object of kind with (decoded) content
+ * data references: the children of a tree node (trees or blobs; zero
+ * markers skipped), the parents and roots of a commit; blobs and states
+ * reference nothing. -EINVAL if data does not decode; a non-zero return
+ * from fn stops the walk and is returned. For walks (sync, gc). */
+int store_children(enum store_kind kind, const void *data, size_t len,
+		   int (*fn)(void *arg, const struct store_hash *h, enum store_kind kind),
+		   void *arg);
 /* Finds the one object whose hex hash starts with prefix (>= 4 hex digits).
  * -ENOENT none, -EEXIST ambiguous. */
 int store_resolve_prefix(struct store *s, const char *prefix, struct store_hash *ret);

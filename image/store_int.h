@@ -110,7 +110,7 @@
 #define COMMIT_HDR 20
 
 /* Largest object accepted (a decoded size cap against hostile input). */
-#define STORE_OBJ_MAX (TREE_HDR + (size_t)STORE_HASH_LEN * TREE_FANOUT_MAX + STORE_CHUNK_MAX)
+#define STORE_OBJ_MAX ((size_t)STORE_OBJECT_MAX)
 
 struct store {
 	char *path, *db_path, *run_dir;
@@ -213,9 +213,4 @@ int hashset_add(struct hashset *hs, const struct store_hash *h);
 bool hashset_has(const struct hashset *hs, const struct store_hash *h);
 size_t hashset_count(const struct hashset *hs);
 
-/* Children of a tree or commit object (decoded data) as a hash list, for
- * walks. Calls fn(arg, child, child_kind) for each non-zero child. */
-int store_children(enum store_kind kind, const void *data, size_t len,
-		   int (*fn)(void *arg, const struct store_hash *h, enum store_kind kind),
-		   void *arg);
 #endif

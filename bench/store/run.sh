@@ -6,7 +6,9 @@
 #   stored bytes:   roam (du stored)   vs  zstd -3 -T2, compressed qcow2
 #   export speed:   roam disk export   vs  cat of the raw file into a file
 # All inputs are read from the page cache (the image is read once before
-# timing), as are the peers'. Usage: sh bench/store/run.sh  (ROAM=path/to/roam;
+# timing), as are the peers'. Times are the best of 3 runs (zstd -1, roam
+# import/export, cat) since the machines are shared; roam's export and the
+# cat baseline both fsync their output, roam's import makes it durable. Usage: sh bench/store/run.sh  (ROAM=path/to/roam;
 # BENCH_IMG=path keeps the generated image there and reuses it next time)
 set -eu
 ROAM=${ROAM:-$PWD/build/roam}
@@ -15,6 +17,7 @@ trap 'rm -rf "$W"' EXIT
 export ROAM_STORE=$W/store
 
 now() { date +%s.%N; }
+min() { echo "if ($1 < $2) $1 else $2" | bc -l; }   # this machine is shared: best of runs
 secs() { echo "$2 - $1" | bc -l; }
 mb_s() { echo "scale=1; $1 / 1048576 / $2" | bc -l; }
 fsize() { stat -c %s "$1"; }
@@ -53,8 +56,11 @@ SIZE=$(fsize "$IMG")
 cat "$IMG" > /dev/null
 echo "image: $((SIZE >> 20)) MiB, $(($(du -k "$IMG" | cut -f1) >> 10)) MiB allocated"
 
-t0=$(now); zstd -q -1 -T2 -f "$IMG" -o "$W/z1.zst"; t1=$(now)
-zstd1_t=$(secs "$t0" "$t1"); zstd1_b=$(fsize "$W/z1.zst"); rm -f "$W/z1.zst"
+zstd1_t=999
+for run in 1 2 3; do
+	t0=$(now); zstd -q -1 -T2 -f "$IMG" -o "$W/z1.zst"; t1=$(now)
+	zstd1_t=$(min "$zstd1_t" "$(secs "$t0" "$t1")"); zstd1_b=$(fsize "$W/z1.zst"); rm -f "$W/z1.zst"
+done
 t0=$(now); zstd -q -3 -T2 -f "$IMG" -o "$W/z3.zst"; t1=$(now)
 zstd3_t=$(secs "$t0" "$t1"); zstd3_b=$(fsize "$W/z3.zst"); rm -f "$W/z3.zst"
 t0=$(now); qemu-img convert -c -O qcow2 "$IMG" "$W/q.qcow2"; t1=$(now)
@@ -65,25 +71,36 @@ qcow_t=$(secs "$t0" "$t1"); qcow_b=$(du -B1 "$W/q.qcow2" | cut -f1); rm -f "$W/q
 # 4 KiB blocks, not to 64 KiB), zstd level 1 is the fast level.
 roam_run() { # tag init-args...
 	tag=$1; shift
-	rm -rf "$ROAM_STORE"
-	"$ROAM" init "$@" >/dev/null
-	t0=$(now); "$ROAM" disk import bench "$IMG" >/dev/null; t1=$(now)
-	eval "imp_$tag=$(secs "$t0" "$t1")"
+	best=999
+	for run in 1 2 3; do
+		rm -rf "$ROAM_STORE"
+		"$ROAM" init "$@" >/dev/null
+		t0=$(now); "$ROAM" disk import bench "$IMG" >/dev/null; t1=$(now)
+		best=$(min "$best" "$(secs "$t0" "$t1")")
+	done
+	eval "imp_$tag=$best"
 	eval "sto_$tag=$("$ROAM" du --json | sed 's/.*"stored_bytes":\([0-9]*\).*/\1/')"
 	eval "fil_$tag=$("$ROAM" du --json | sed 's/.*"file_bytes":\([0-9]*\).*/\1/')"
 	t0=$(now); "$ROAM" disk import again "$IMG" >/dev/null; t1=$(now)
 	eval "re_$tag=$(secs "$t0" "$t1")"
-	t0=$(now); "$ROAM" disk export bench "$W/out.img"; t1=$(now)
-	eval "exp_$tag=$(secs "$t0" "$t1")"
-	cmp "$IMG" "$W/out.img" || { echo "EXPORT DIFFERS ($tag)" >&2; exit 1; }
-	rm -f "$W/out.img"
+	best=999
+	for run in 1 2 3; do
+		t0=$(now); "$ROAM" disk export bench "$W/out.img"; t1=$(now)
+		best=$(min "$best" "$(secs "$t0" "$t1")")
+		cmp "$IMG" "$W/out.img" || { echo "EXPORT DIFFERS ($tag)" >&2; exit 1; }
+		rm -f "$W/out.img"
+	done
+	eval "exp_$tag=$best"
 }
 roam_run c64
 roam_run c16 --chunk-size 16K --level 1
 
-t0=$(now); cat "$IMG" > "$W/cat.img"; sync "$W/cat.img"; t1=$(now)
-cat_t=$(secs "$t0" "$t1")
-rm -f "$W/cat.img"
+cat_t=999
+for run in 1 2 3; do
+	t0=$(now); cat "$IMG" > "$W/cat.img"; sync "$W/cat.img"; t1=$(now)
+	cat_t=$(min "$cat_t" "$(secs "$t0" "$t1")")
+	rm -f "$W/cat.img"
+done
 
 printf '\n%-34s %9s %10s %12s\n' "" "seconds" "MB/s" "bytes"
 printf '%-34s %9.2f %10s %12s\n' "zstd -1 -T2" "$zstd1_t" "$(mb_s "$SIZE" "$zstd1_t")" "$zstd1_b"
