@@ -67,6 +67,12 @@ void ioapic_set_line(struct irqchip *c, unsigned pin, int level)
 	}
 }
 
+void ioapic_service_all(struct irqchip *c)
+{
+	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++)
+		service(c, pin);
+}
+
 void ioapic_eoi_vector(struct irqchip *c, uint8_t vector)
 {
 	struct ioapic *io = &c->ioapic;

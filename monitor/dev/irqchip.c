@@ -209,6 +209,8 @@ static int ioapic_dev_load(struct dev *d, struct rec_reader *r, uint32_t version
 	struct irqchip *c = dev_chip(d);
 	irqchip_lock(c);
 	int rc = ioapic_load(&c->ioapic, r);
+	if (!rc)
+		ioapic_service_all(c);
 	irqchip_unlock(c);
 	return rc;
 }

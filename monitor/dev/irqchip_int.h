@@ -72,6 +72,8 @@ struct ioapic {
 void ioapic_reset(struct ioapic *io, uint8_t id);
 void ioapic_set_line(struct irqchip *c, unsigned pin, int level);
 void ioapic_eoi_vector(struct irqchip *c, uint8_t vector);
+/* Sends every request that may go (after a load). */
+void ioapic_service_all(struct irqchip *c);
 void ioapic_mmio_read(struct irqchip *c, uint64_t off, void *data, unsigned len);
 void ioapic_mmio_write(struct irqchip *c, uint64_t off, const void *data, unsigned len);
 void ioapic_save(const struct ioapic *io, struct rec_writer *w);
