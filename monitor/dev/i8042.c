@@ -2,8 +2,9 @@
  * for Linux's probe: status and command bytes, self tests, the controller
  * command byte, the AUX loopback, output port (reset line, A20), and the
  * pulse-output command 0xfe that resets the machine. Writes meant for a
- * device answer 0xff with the timeout bit set, as a port with nothing
- * plugged in does. Port 0x92 (system control port A) is here too: bit 0
+ * device answer 0xfe with the timeout bit set, as a port with nothing
+ * plugged in does (Linux's PS/2 layer takes the NAK and gives up at once
+ * instead of waiting out its command timeout). Port 0x92 (system control port A) is here too: bit 0
  * is the fast reset, bit 1 A20 (always on in this machine). */
 #include <errno.h>
 #include <pthread.h>
@@ -152,10 +153,10 @@ static void data_write(struct i8042 *k, uint8_t v)
 		push(k, v, 1);
 		break;
 	case 0xd4:                      /* to the mouse: none there */
-		push(k, 0xff, 3);
+		push(k, 0xfe, 3);
 		break;
 	default:                        /* to the keyboard: none there */
-		push(k, 0xff, 2);
+		push(k, 0xfe, 2);
 		break;
 	}
 }

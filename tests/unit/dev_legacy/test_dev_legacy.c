@@ -352,11 +352,11 @@ static void i8042_probe_reset(void)
 	CHECK_EQ(fake.level[12], 1);
 	CHECK_EQ(inb(vm, 0x60), 0xa5);
 	CHECK_EQ(fake.level[12], 0);
-	/* A keyboard command with no keyboard: 0xff and timeout. */
+	/* A keyboard command with no keyboard: NAK and timeout. */
 	outb(vm, 0x60, 0xf2);
 	CHECK_EQ(inb(vm, 0x64) & 0x41, 0x41);
 	CHECK_EQ(fake.level[1], 1);
-	CHECK_EQ(inb(vm, 0x60), 0xff);
+	CHECK_EQ(inb(vm, 0x60), 0xfe);
 	CHECK_EQ(fake.level[1], 0);
 	outb(vm, 0x64, 0xa9);
 	CHECK_EQ(kbd_wait(vm), 0x00);
