@@ -123,7 +123,8 @@ CLI_COMMAND(cmd_init) = {
 		 "Creates a store at PATH (default: --store, $ROAM_STORE, or\n"
 		 "~/.local/share/roam). --chunk-size: 4K..1M, a power of two (default 64K);\n"
 		 "disks and memory are cut into chunks of this size, each stored once.\n"
-		 "--level: zstd level 1..19 for new objects (default 3).\n",
+		 "--level: zstd level 1..19 for new objects (default 1, the fastest; 3 saves\n"
+		 "a few percent more for about 25% more CPU).\n",
 	.run = run_init,
 };
 
