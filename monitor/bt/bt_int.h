@@ -149,9 +149,10 @@ bt_exec_fn bt_select(const struct bt_insn *i);
  * LZCNT/TZCNT, as on current hardware), MOVBE, CRC32, LAHF/SAHF in 64-bit
  * mode; x87 (host FPU); FXSR; SSE, SSE2, SSE3, SSSE3, SSE4.1, SSE4.2 (run
  * on the host SSE unit, checked against the host in tests/unit/bt_isa).
- * Not implemented: MMX (no-prefix 0F 6x/7x/Dx-Fx forms: bt_select returns
- * NULL, so #UD), 3DNow!, AVX/VEX/EVEX/XOP (the decoder rejects them), AES,
- * PCLMULQDQ, SHA, RDRAND/RDSEED, BMI, ADX, XSAVE, FBLD/FBSTP. */
+ * MMX on the host MMX unit. Not implemented (bt_select returns NULL, so
+ * #UD): MASKMOVQ, CVTPI2PS/CVTPS2PI/CVTTPS2PI/CVTPI2PD/CVTPD2PI/CVTTPD2PI,
+ * FBLD/FBSTP; not decoded (#UD): 3DNow!, AVX/VEX/EVEX/XOP, AES, PCLMULQDQ,
+ * SHA, RDRAND/RDSEED, BMI, ADX, XSAVE. */
 
 /* ---- system instructions (system half) ----
  * Handles: push/pop of segment registers, mov to/from sreg, LES/LDS/LSS/

@@ -132,6 +132,7 @@ bt_exec_fn bt_sel_branch(const struct bt_insn *i);
 bt_exec_fn bt_sel_string(const struct bt_insn *i);
 bt_exec_fn bt_sel_bits(const struct bt_insn *i);
 bt_exec_fn bt_sel_sse(const struct bt_insn *i);
+bt_exec_fn bt_sel_mmx(const struct bt_insn *i);
 bt_exec_fn bt_sel_fpu(const struct bt_insn *i);
 bt_exec_fn bt_sel_misc(const struct bt_insn *i);
 

@@ -45,7 +45,7 @@ bt_exec_fn bt_select(const struct bt_insn *i)
 {
 	static bt_exec_fn (*const sel[])(const struct bt_insn *) = {
 		bt_sel_mov, bt_sel_alu, bt_sel_branch, bt_sel_bits, bt_sel_string,
-		bt_sel_sse, bt_sel_fpu, bt_sel_misc,
+		bt_sel_sse, bt_sel_mmx, bt_sel_fpu, bt_sel_misc,
 	};
 	if (i->flags & BT_I_SYS)
 		return bt_sys_exec;

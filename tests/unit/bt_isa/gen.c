@@ -9,7 +9,7 @@
 
 const char *const isa_gen_names[GEN_KINDS] = {
 	"int", "shift", "muldiv", "bits", "move", "stack", "string", "branch",
-	"sse", "x87", "mix",
+	"sse", "x87", "mmx", "mix",
 };
 
 uint64_t isa_rand(uint64_t *s)
@@ -894,6 +894,61 @@ static void t_sse_rand(struct gen *g)
 	}
 }
 
+/* MMX: all eight registers loaded from memory first (their initial
+ * contents are whatever the FPU held), then random mm encodings. */
+static void t_mmx(struct gen *g)
+{
+	for (int r = 0; r < 8; r++) {
+		struct enc x = { .map = 1, .op = 0x6f, .modrm = 1, .reg = r, .e = emem(g, 8, 8) };
+		emit(g, &x);
+	}
+	int n = 1 + RN(g, 8);
+	for (int j = 0; j < n; j++) {
+		for (int tries = 0; tries < 200; tries++) {
+			uint8_t b[32];
+			int k = 0, map = RN(g, 10) < 8 ? 1 : RN(g, 2) ? 2 : 3;
+			int mem = RN(g, 3) == 0, reg = RN(g, 8), rm = RN(g, 8);
+			int32_t disp = RN(g, (int)ISA_DATA_SIZE - 2048);
+			if (mem)
+				b[k++] = 0x41;
+			b[k++] = 0x0f;
+			if (map == 2) b[k++] = 0x38;
+			if (map == 3) b[k++] = 0x3a;
+			uint8_t op = (uint8_t)R(g);
+			b[k++] = op;
+			int mat = k;
+			b[k++] = mem ? (uint8_t)(0x80 | (reg << 3) | 7) : (uint8_t)(0xc0 | (reg << 3) | rm);
+			if (mem)
+				for (int q = 0; q < 4; q++)
+					b[k++] = (uint8_t)(disp >> (8 * q));
+			b[k++] = (uint8_t)R(g);
+			struct bt_insn in;
+			if (bt_decode(b, (size_t)k, BT_MODE64, &in) || !bt_sel_mmx(&in))
+				continue;
+			if (map == 1 && (op == 0xf7 || op == 0x77))
+				continue;
+			/* GPR destinations: MOVD r/m (7E), PEXTRW (C5), PMOVMSKB (D7);
+			 * without REX.R/B only rax..rdi, minus rsp */
+			static const int low[7] = { 0, 1, 2, 3, 5, 6, 7 };
+			if (map == 1 && (op == 0xc5 || op == 0xd7))
+				b[mat] = (uint8_t)((b[mat] & ~0x38) | low[RN(g, 7)] << 3);
+			if (map == 1 && op == 0x7e && !mem)
+				b[mat] = (uint8_t)((b[mat] & ~7) | low[RN(g, 7)]);
+			if (bt_decode(b, (size_t)k, BT_MODE64, &in))
+				continue;
+			for (int q = 0; q < in.len; q++)
+				put(g, b[q]);
+			g->ninsn++;
+			break;
+		}
+	}
+	struct enc fx = { .map = 1, .op = 0xae, .modrm = 1, .reg = 0, .e = { 1, 0, 0x3000, 0, 0 } };
+	emit(g, &fx);
+	put(g, 0x0f);
+	put(g, 0x77);
+	g->ninsn++;
+}
+
 /* ---- x87 ---- */
 static void t_x87(struct gen *g)
 {
@@ -1031,10 +1086,11 @@ void isa_gen(struct isa_case *t, uint64_t *rng, int kind)
 		case GEN_BRANCH: t_branch(&g); break;
 		case GEN_SSE: if (RN(&g, 2)) t_sse(&g); else t_sse_rand(&g); break;
 		case GEN_X87: t_x87(&g); j = n; break;
+		case GEN_MMX: t_mmx(&g); j = n; break;
 		}
 	}
 	t->len = g.n;
 	t->flag_mask = ALL & ~g.undef;
 	t->ninsn = g.ninsn;
-	t->fx_check = kind == GEN_X87;
+	t->fx_check = kind == GEN_X87 || kind == GEN_MMX;
 }

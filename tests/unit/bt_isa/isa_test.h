@@ -41,7 +41,7 @@ struct isa_case {
 /* gen.c */
 void isa_gen(struct isa_case *t, uint64_t *rng, int kind);
 enum { GEN_INT, GEN_SHIFT, GEN_MULDIV, GEN_BITS, GEN_MOVE, GEN_STACK, GEN_STRING,
-       GEN_BRANCH, GEN_SSE, GEN_X87, GEN_MIX, GEN_KINDS };
+       GEN_BRANCH, GEN_SSE, GEN_X87, GEN_MMX, GEN_MIX, GEN_KINDS };
 extern const char *const isa_gen_names[GEN_KINDS];
 uint64_t isa_rand(uint64_t *s);
 
