@@ -182,6 +182,13 @@ static int load_head(struct session *se, char *err, size_t errlen)
 
 static int build_vm(struct session *se, char *err, size_t errlen)
 {
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	uint64_t host = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+	if (host && se->cfg.mem > host) {
+		snprintf(err, errlen, "VM %s needs %llu MiB of memory but this host has %llu MiB",
+			 se->name, (unsigned long long)(se->cfg.mem >> 20), (unsigned long long)(host >> 20));
+		return -ENOMEM;
+	}
 	char kernel[PATH_MAX + 16], initrd[PATH_MAX + 16];
 	int rc = export_root(se, "kernel", "kernel", kernel, sizeof(kernel), err, errlen);
 	if (rc == 0) {
