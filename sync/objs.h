@@ -1,0 +1,47 @@
+/* Object helpers for sync and bundles: decode + re-hash raw objects, list
+ * the children of trees and commits, hash sets and hash lists. Private to
+ * sync/. */
+#ifndef ROAM_SYNC_OBJS_H
+#define ROAM_SYNC_OBJS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "image/store.h"
+
+/* Largest decoded object sync accepts (a tree node of 4096 children or a
+ * 1 MiB chunk, with room to spare). */
+#define SYNC_OBJ_MAX (2u << 20)
+
+/* Decodes stored bytes (codec) into a malloc'd buffer of size bytes and
+ * checks that they hash to h. -EBADMSG on any mismatch, -E2BIG over
+ * SYNC_OBJ_MAX. */
+int sync_obj_decode(const struct store_hash *h, enum store_codec codec, uint64_t size,
+		    const void *stored, size_t stored_len, void **ret);
+
+/* Calls fn for each non-zero child of a decoded tree node or commit (kind
+ * of the child as the parent says). Blobs and states have none. -EBADMSG if
+ * the object is malformed. */
+int sync_obj_children(enum store_kind kind, const void *data, size_t len,
+		      int (*fn)(void *arg, const struct store_hash *h, enum store_kind kind),
+		      void *arg);
+
+struct sync_hset;
+struct sync_hset *sync_hset_new(void);
+void sync_hset_free(struct sync_hset *hs);
+int sync_hset_add(struct sync_hset *hs, const struct store_hash *h);   /* 1 new, 0 had, -ENOMEM */
+bool sync_hset_has(const struct sync_hset *hs, const struct store_hash *h);
+size_t sync_hset_count(const struct sync_hset *hs);
+
+/* A growable list of (hash, kind). */
+struct sync_hent { struct store_hash h; enum store_kind kind; };
+struct sync_hlist { struct sync_hent *v; size_t n, cap; };
+int sync_hlist_push(struct sync_hlist *l, const struct store_hash *h, enum store_kind kind);
+void sync_hlist_free(struct sync_hlist *l);
+
+/* All objects reachable from h (kind) in the store, into set (which may
+ * already hold some: those are not descended into). */
+int sync_reach(struct store *s, const struct store_hash *h, struct sync_hset *set);
+/* 1 if commit anc is new or an ancestor of new (walking parents), 0 if
+ * not, -errno. Commits missing locally end that branch of the walk. */
+int sync_is_ancestor(struct store *s, const struct store_hash *anc, const struct store_hash *new);
+#endif
