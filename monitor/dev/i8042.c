@@ -6,6 +6,7 @@
  * plugged in does (Linux's PS/2 layer takes the NAK and gives up at once
  * instead of waiting out its command timeout). Port 0x92 (system control port A) is here too: bit 0
  * is the fast reset, bit 1 A20 (always on in this machine). */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -73,6 +74,7 @@ static void sync_status(struct i8042 *k)
 /* Queues a byte for the data port; flags bit 0 AUX, bit 1 timeout. */
 static void push(struct i8042 *k, uint8_t b, uint8_t flags)
 {
+	assert(k->qcount <= OUTQ && k->qhead < OUTQ && flags <= 3);
 	if (k->qcount == OUTQ)
 		return;
 	unsigned i = (k->qhead + k->qcount) % OUTQ;

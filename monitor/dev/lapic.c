@@ -5,6 +5,7 @@
  * and the timer in one-shot, periodic and TSC-deadline modes on an evloop
  * timer. The timer bus clock is 1 GHz (one count per ns before the
  * divider). Runs under the irqchip lock. */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include "monitor/dev/irqchip_int.h"
@@ -139,6 +140,7 @@ int lapic_ack_vector(struct lapic *a)
 	int v = lapic_pending_vector(a);
 	if (v < 0)
 		return -1;
+	assert(v >= 16 && v < 256);
 	vec_clear(a->irr, (unsigned)v);
 	vec_set(a->isr, (unsigned)v);
 	return v;

@@ -3,6 +3,7 @@
  * ELCR (0x4d0/0x4d1). Initialization words, OCW1-3 (masks, specific and
  * non-specific EOI, rotation, special mask, poll), auto-EOI, special fully
  * nested mode and spurious IRQ7/15. Pure logic; the irqchip lock is held. */
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include "monitor/dev/irqchip_int.h"
@@ -105,6 +106,7 @@ int pic_pending_vector(const struct pic *p)
 /* Acknowledges irq on one chip: IRR -> ISR (or auto-EOI). */
 static void chip_ack(struct pic_chip *s, int irq)
 {
+	assert(irq >= 0 && irq < 8);
 	uint8_t bit = (uint8_t)(1u << irq);
 	if (s->auto_eoi) {
 		if (s->rotate_auto_eoi)

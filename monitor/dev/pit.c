@@ -5,6 +5,7 @@
  * output edge (modes 2/3: every period, at least TIMER_MIN_NS apart;
  * modes 0/1/4/5: once at terminal count). Modes 1 and 5 count from the
  * count write like 0 and 4 and restart on a gate edge. */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -86,6 +87,7 @@ static uint16_t counter_value(const struct pit_chan *c, uint64_t now)
 {
 	if (!c->armed)
 		return 0;
+	assert(c->count >= 1 && c->count <= modulus(c));
 	uint64_t t = ticks_at(c, now), n = c->count, m = modulus(c);
 	uint64_t v;
 	switch (c->mode) {

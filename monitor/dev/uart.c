@@ -3,6 +3,7 @@
  * is instantaneous (bytes go to the console as written, THR is empty again
  * at once, raising a fresh THRE interrupt edge); receive pulls bytes from
  * the console as the guest reads them. The interrupt line follows IIR. */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -80,6 +81,7 @@ static void update_irq(struct uart *u)
 
 static void rx_push(struct uart *u, uint8_t b)
 {
+	assert(u->rx_count <= rx_cap(u) && u->rx_head < FIFO_SIZE);
 	if (u->rx_count >= rx_cap(u)) {
 		u->overrun = 1;
 		return;
