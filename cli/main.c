@@ -62,14 +62,26 @@ int cli_parse_size(const char *s, unsigned long long *ret)
 	return 0;
 }
 
+static int cmd_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct cli_cmd *const *)a)->name, (*(const struct cli_cmd *const *)b)->name);
+}
+
 static void print_help(void)
 {
+	size_t n = (size_t)(__stop_roam_cli_cmds - __start_roam_cli_cmds);
+	const struct cli_cmd **sorted = malloc(n * sizeof(*sorted));
 	printf("usage: roam [--store PATH] [--json] VERB [ARGS]\n\n"
 	       "roam runs x86-64 virtual machines whose whole state lives in a\n"
 	       "content-addressed store, so they can be suspended, checkpointed,\n"
 	       "moved between hosts and browsed without booting.\n\nverbs:\n");
-	for (const struct cli_cmd *c = __start_roam_cli_cmds; c < __stop_roam_cli_cmds; c++)
-		printf("  %-12s %s\n", c->name, c->summary);
+	for (size_t i = 0; sorted && i < n; i++)
+		sorted[i] = &__start_roam_cli_cmds[i];
+	if (sorted)
+		qsort(sorted, n, sizeof(*sorted), cmd_cmp);
+	for (size_t i = 0; sorted && i < n; i++)
+		printf("  %-12s %s\n", sorted[i]->name, sorted[i]->summary);
+	free(sorted);
 	printf("\n'roam VERB --help' describes one verb.\n"
 	       "The store is --store PATH, else $ROAM_STORE, else ~/.local/share/roam.\n");
 }
