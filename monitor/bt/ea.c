@@ -2,6 +2,8 @@
  * displacement (RIP-relative from the next instruction), masked to the
  * address size, and the segment they use. */
 #include "monitor/bt/exec_int.h"
+#undef bt_ea
+#undef bt_ea_seg
 
 uint64_t bt_ea(struct bt_cpu *c, const struct bt_insn *i)
 {

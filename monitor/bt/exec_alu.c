@@ -13,8 +13,8 @@ alu_op(struct bt_cpu *c, int op, int size, uint64_t a, uint64_t b)
 	switch (op) {
 	case 0: r = (a + b) & m; cc_set(c, CC_OP(CC_ADD, sz), r, a, b); break;
 	case 1: r = a | b; cc_set(c, CC_OP(CC_LOGIC, sz), r, 0, 0); break;
-	case 2: cf = bt_cc_cf(c); r = (a + b + cf) & m; cc_set(c, CC_OP(CC_ADC, sz), r, a, b); break;
-	case 3: cf = bt_cc_cf(c); r = (a - b - cf) & m; cc_set(c, CC_OP(CC_SBB, sz), r, a, b); break;
+	case 2: cf = bt_cf(c); r = (a + b + cf) & m; cc_set(c, CC_OP(CC_ADC, sz), r, a, b); break;
+	case 3: cf = bt_cf(c); r = (a - b - cf) & m; cc_set(c, CC_OP(CC_SBB, sz), r, a, b); break;
 	case 4: case 8: r = a & b; cc_set(c, CC_OP(CC_LOGIC, sz), r, 0, 0); break;
 	case 6: r = a ^ b; cc_set(c, CC_OP(CC_LOGIC, sz), r, 0, 0); break;
 	default: r = (a - b) & m; cc_set(c, CC_OP(CC_SUB, sz), r, a, b); break;
@@ -75,7 +75,7 @@ static const bt_exec_fn alu_tab[6][9][4] = {
 /* ---- INC/DEC/NOT/NEG ---- */
 static void incdec(struct bt_cpu *c, const struct bt_insn *i, int size, int dec, int r)
 {
-	int cf = bt_cc_cf(c);
+	int cf = bt_cf(c);
 	uint64_t a, v;
 	if (r >= 0) {
 		a = reg_rd(c, i, r, size);
@@ -274,7 +274,7 @@ static uint64_t shift_op(struct bt_cpu *c, int op, int size, uint64_t a, unsigne
 	}
 	case 2: case 3: { /* RCL, RCR */
 		unsigned n = size <= 2 ? cnt % (bits + 1) : cnt;
-		int cf = bt_cc_cf(c);
+		int cf = bt_cf(c);
 		r = a;
 		for (unsigned k = 0; k < n; k++) {
 			int out;

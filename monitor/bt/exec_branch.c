@@ -5,7 +5,7 @@
 
 #define JCC(CC) \
 static void jcc_##CC(struct bt_cpu *c, const struct bt_insn *i) \
-{ if (bt_cond(c, CC)) jump_to(c, i, c->next_rip + i->imm); }
+{ if (bt_cc(c, CC)) jump_to(c, i, c->next_rip + i->imm); }
 JCC(0) JCC(1) JCC(2) JCC(3) JCC(4) JCC(5) JCC(6) JCC(7)
 JCC(8) JCC(9) JCC(10) JCC(11) JCC(12) JCC(13) JCC(14) JCC(15)
 static const bt_exec_fn jcc_tab[16] = {

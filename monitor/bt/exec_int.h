@@ -48,10 +48,58 @@ static inline void cc_set(struct bt_cpu *c, uint32_t op, uint64_t dst, uint64_t 
 
 /* Arithmetic flags of the lazy state (flags.c). */
 uint32_t bt_cc_flags(const struct bt_cpu *c);
-/* Carry flag alone, cheaply. */
+/* Carry flag alone (flags.c; bt_cf below inlines the common cases). */
 int bt_cc_cf(const struct bt_cpu *c);
-/* Condition code 0-15 (Jcc low nibble) true? */
+/* Condition code 0-15 (Jcc low nibble) true? (flags.c; bt_cc below
+ * inlines CMP/SUB and logic results) */
 int bt_cond(const struct bt_cpu *c, int cc);
+
+static inline int bt_cf(const struct bt_cpu *c)
+{
+	uint32_t op = c->cc_op;
+	if (op == CC_OP(CC_SUB, 2))
+		return (uint32_t)c->cc_src1 < (uint32_t)c->cc_src2;
+	if (op == CC_OP(CC_SUB, 3))
+		return c->cc_src1 < c->cc_src2;
+	if (CC_KIND(op) == CC_LOGIC)
+		return 0;
+	return bt_cc_cf(c);
+}
+
+/* cc is a compile-time constant at every call site. */
+static inline __attribute__((always_inline)) int bt_cc(const struct bt_cpu *c, int cc)
+{
+	uint32_t op = c->cc_op;
+	int r;
+	if (op == CC_OP(CC_SUB, 2) || op == CC_OP(CC_SUB, 3)) {
+		int q = op == CC_OP(CC_SUB, 3);
+		uint64_t a = q ? c->cc_src1 : (uint32_t)c->cc_src1;
+		uint64_t b = q ? c->cc_src2 : (uint32_t)c->cc_src2;
+		int64_t sa = q ? (int64_t)a : (int32_t)a, sb = q ? (int64_t)b : (int32_t)b;
+		switch (cc >> 1) {
+		case 1: r = a < b; break;
+		case 2: r = a == b; break;
+		case 3: r = a <= b; break;
+		case 4: r = (q ? (int64_t)c->cc_dst : (int32_t)c->cc_dst) < 0; break;
+		case 6: r = sa < sb; break;
+		case 7: r = sa <= sb; break;
+		default: return bt_cond(c, cc);
+		}
+		return r ^ (cc & 1);
+	}
+	if (op == CC_OP(CC_LOGIC, 2) || op == CC_OP(CC_LOGIC, 3)) {
+		int64_t d = op == CC_OP(CC_LOGIC, 3) ? (int64_t)c->cc_dst : (int32_t)c->cc_dst;
+		switch (cc >> 1) {
+		case 0: case 1: r = 0; break;
+		case 2: case 3: r = d == 0; break;
+		case 4: case 6: r = d < 0; break;
+		case 7: r = d <= 0; break;
+		default: return bt_cond(c, cc);
+		}
+		return r ^ (cc & 1);
+	}
+	return bt_cond(c, cc);
+}
 /* Puts the arithmetic flags into c->rflags (cc_op becomes CC_EFLAGS). */
 void bt_flags_flush(struct bt_cpu *c);
 /* Sets the arithmetic flags in mask to the bits of v (others kept). */
@@ -93,6 +141,26 @@ static inline uint64_t ea_mask(const struct bt_insn *i, uint64_t a)
 {
 	return i->addrsize == 8 ? a : i->addrsize == 4 ? (uint32_t)a : (uint16_t)a;
 }
+
+/* Inline forms of bt_ea / bt_ea_seg (ea.c) for the exec functions. */
+static inline uint64_t ea_of(const struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint64_t a = (uint64_t)i->disp;
+	if (i->base >= 0)
+		a += i->base == BT_BASE_RIP ? c->next_rip : c->r[i->base];
+	if (i->index >= 0)
+		a += c->r[i->index] * i->scale;
+	return ea_mask(i, a);
+}
+
+static inline int ea_seg_of(const struct bt_insn *i)
+{
+	if (i->seg != 0xff)
+		return i->seg;
+	return (i->base == CPU_RSP || i->base == CPU_RBP) ? SEG_SS : SEG_DS;
+}
+#define bt_ea(c, i) ea_of(c, i)
+#define bt_ea_seg(i) ea_seg_of(i)
 
 /* Operand "E" (ModRM rm) of the given size: register or memory. */
 static inline uint64_t e_rd(struct bt_cpu *c, const struct bt_insn *i, int size)

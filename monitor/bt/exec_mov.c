@@ -137,19 +137,29 @@ static void ex_xchg_ax(struct bt_cpu *c, const struct bt_insn *i)
 
 static void ex_nop(struct bt_cpu *c, const struct bt_insn *i) { (void)c; (void)i; }
 
-static void ex_cmov(struct bt_cpu *c, const struct bt_insn *i)
-{
-	uint64_t v = e_rd(c, i, i->opsize);
-	if (bt_cond(c, i->op & 15))
-		reg_wr(c, i, i->reg, i->opsize, v);
-	else if (i->opsize == 4)
-		c->r[i->reg] = (uint32_t)c->r[i->reg];
+#define CCFN(CC) \
+static void cmov_##CC(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	uint64_t v = e_rd(c, i, i->opsize); \
+	if (bt_cc(c, CC)) \
+		reg_wr(c, i, i->reg, i->opsize, v); \
+	else if (i->opsize == 4) \
+		c->r[i->reg] = (uint32_t)c->r[i->reg]; \
+} \
+static void setcc_##CC(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	e_wr(c, i, 1, (uint64_t)bt_cc(c, CC)); \
 }
-
-static void ex_setcc(struct bt_cpu *c, const struct bt_insn *i)
-{
-	e_wr(c, i, 1, (uint64_t)bt_cond(c, i->op & 15));
-}
+CCFN(0) CCFN(1) CCFN(2) CCFN(3) CCFN(4) CCFN(5) CCFN(6) CCFN(7)
+CCFN(8) CCFN(9) CCFN(10) CCFN(11) CCFN(12) CCFN(13) CCFN(14) CCFN(15)
+static const bt_exec_fn cmov_tab[16] = {
+	cmov_0, cmov_1, cmov_2, cmov_3, cmov_4, cmov_5, cmov_6, cmov_7,
+	cmov_8, cmov_9, cmov_10, cmov_11, cmov_12, cmov_13, cmov_14, cmov_15,
+};
+static const bt_exec_fn setcc_tab[16] = {
+	setcc_0, setcc_1, setcc_2, setcc_3, setcc_4, setcc_5, setcc_6, setcc_7,
+	setcc_8, setcc_9, setcc_10, setcc_11, setcc_12, setcc_13, setcc_14, setcc_15,
+};
 
 /* ---- stack ---- */
 static void ex_push_r(struct bt_cpu *c, const struct bt_insn *i)
@@ -275,7 +285,7 @@ static void ex_sahf(struct bt_cpu *c, const struct bt_insn *i)
 static void ex_flagop(struct bt_cpu *c, const struct bt_insn *i)
 {
 	switch (BT_BYTE(i->op)) {
-	case 0xf5: bt_flags_set(c, BT_CF, bt_cc_cf(c) ? 0 : BT_CF); break;
+	case 0xf5: bt_flags_set(c, BT_CF, bt_cf(c) ? 0 : BT_CF); break;
 	case 0xf8: bt_flags_set(c, BT_CF, 0); break;
 	case 0xf9: bt_flags_set(c, BT_CF, BT_CF); break;
 	case 0xfc: c->rflags &= ~(uint64_t)BT_DF_FLAG; break;
@@ -359,7 +369,7 @@ static void ex_bcd(struct bt_cpu *c, const struct bt_insn *i)
 
 static void ex_salc(struct bt_cpu *c, const struct bt_insn *i)
 {
-	reg_wr(c, i, 0, 1, bt_cc_cf(c) ? 0xff : 0);
+	reg_wr(c, i, 0, 1, bt_cf(c) ? 0xff : 0);
 }
 
 bt_exec_fn bt_sel_mov(const struct bt_insn *i)
@@ -368,8 +378,8 @@ bt_exec_fn bt_sel_mov(const struct bt_insn *i)
 	int mem = i->has_modrm && i->mod != 3;
 	if (BT_MAP(i->op) == 1) {
 		switch (b) {
-		case 0x40 ... 0x4f: return ex_cmov;
-		case 0x90 ... 0x9f: return ex_setcc;
+		case 0x40 ... 0x4f: return cmov_tab[b & 15];
+		case 0x90 ... 0x9f: return setcc_tab[b & 15];
 		case 0xb6:
 			if (mem && i->opsize == 4)
 				return ex_movzx_rm8_4;

@@ -41,16 +41,22 @@ bt_exec_fn bt_sel_misc(const struct bt_insn *i)
 	return NULL;
 }
 
+typedef bt_exec_fn (*sel_fn)(const struct bt_insn *);
+
 bt_exec_fn bt_select(const struct bt_insn *i)
 {
-	static bt_exec_fn (*const sel[])(const struct bt_insn *) = {
-		bt_sel_mov, bt_sel_alu, bt_sel_branch, bt_sel_bits, bt_sel_string,
-		bt_sel_sse, bt_sel_mmx, bt_sel_fpu, bt_sel_misc,
-	};
+	/* per opcode map, the selectors that can claim it, likeliest first */
+	static const sel_fn map0[] = { bt_sel_mov, bt_sel_alu, bt_sel_branch, bt_sel_string,
+				       bt_sel_fpu, bt_sel_misc, NULL };
+	static const sel_fn map1[] = { bt_sel_mov, bt_sel_branch, bt_sel_bits, bt_sel_alu,
+				       bt_sel_sse, bt_sel_mmx, bt_sel_fpu, bt_sel_misc, NULL };
+	static const sel_fn map23[] = { bt_sel_sse, bt_sel_mmx, bt_sel_bits, NULL };
 	if (i->flags & BT_I_SYS)
 		return bt_sys_exec;
-	for (unsigned k = 0; k < sizeof(sel) / sizeof(sel[0]); k++) {
-		bt_exec_fn f = sel[k](i);
+	int map = BT_MAP(i->op);
+	const sel_fn *sel = map == 0 ? map0 : map == 1 ? map1 : map23;
+	for (; *sel; sel++) {
+		bt_exec_fn f = (*sel)(i);
 		if (f)
 			return f;
 	}
