@@ -1,6 +1,7 @@
-/* Export of a tree into a file: the calling thread walks the chunks in order
- * and fetches their stored bytes; two workers decompress, re-hash and pwrite
- * them at their offsets. Zero chunks become holes in a regular file. */
+/* Export of a tree into a file: the calling thread walks the chunks in order;
+ * two workers, each with its own read-only SQLite connection, fetch,
+ * decompress, re-hash and pwrite them at their offsets. Zero chunks become
+ * holes in a regular file. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,6 @@ struct xjob {
 	unsigned n;
 	uint64_t idx[JOB_CHUNKS];
 	struct store_hash h[JOB_CHUNKS];
-	struct store_raw raw[JOB_CHUNKS];
 };
 
 struct xport {
@@ -54,18 +54,58 @@ static int write_full(int fd, const uint8_t *p, size_t len, uint64_t off)
 	return 0;
 }
 
-static int write_job(struct xport *x, struct xjob *j)
+struct xworker {
+	struct xport *x;
+	sqlite3 *db;
+	sqlite3_stmt *get;
+};
+
+/* Reads and decodes one chunk through the worker's own connection (the
+ * store's shared one when that could not be opened). */
+static int fetch(struct xworker *w, const struct store_hash *h, void **ret, uint64_t *ret_size)
 {
+	if (!w->get) {
+		struct store_raw raw;
+		int r = store_get_raw(w->x->s, h, &raw);
+		if (r)
+			return r;
+		*ret_size = raw.info.size;
+		r = store_decode(w->x->s, h, raw.info.codec, raw.info.size, raw.data,
+				 raw.info.stored_size, ret);
+		store_raw_release(&raw);
+		return r;
+	}
+	sqlite3_bind_blob(w->get, 1, h->b, STORE_HASH_LEN, SQLITE_STATIC);
+	int rc = sqlite3_step(w->get), r;
+	if (rc == SQLITE_ROW) {
+		*ret_size = (uint64_t)sqlite3_column_int64(w->get, 1);
+		const void *p = sqlite3_column_blob(w->get, 2);
+		size_t n = (size_t)sqlite3_column_bytes(w->get, 2);
+		r = store_decode(w->x->s, h, sqlite3_column_int(w->get, 0), *ret_size, p, n, ret);
+	} else {
+		char hex[STORE_HASH_HEX];
+		store_hex(h, hex);
+		r = rc == SQLITE_DONE ? store_err(ENOENT, "chunk %s is not in the store; run "
+						  "'roam verify'", hex)
+				      : store_err(EIO, "reading chunk %s: %s", hex,
+						  sqlite3_errmsg(w->db));
+	}
+	sqlite3_reset(w->get);
+	return r;
+}
+
+static int write_job(struct xworker *w, struct xjob *j)
+{
+	struct xport *x = w->x;
 	for (unsigned i = 0; i < j->n; i++) {
-		struct store_raw *raw = &j->raw[i];
 		uint64_t off = j->idx[i] * x->chunk;
 		uint64_t want = x->size - off < x->chunk ? x->size - off : x->chunk;
 		void *data;
-		int r = store_decode(x->s, &j->h[i], raw->info.codec, raw->info.size, raw->data,
-				     raw->info.stored_size, &data);
+		uint64_t size = 0;
+		int r = fetch(w, &j->h[i], &data, &size);
 		if (r)
 			return r;
-		if (raw->info.size != want) {
+		if (size != want) {
 			free(data);
 			char hex[STORE_HASH_HEX];
 			store_hex(&j->h[i], hex);
@@ -82,7 +122,8 @@ static int write_job(struct xport *x, struct xjob *j)
 
 static void *xworker(void *arg)
 {
-	struct xport *x = arg;
+	struct xworker *w = arg;
+	struct xport *x = w->x;
 	for (;;) {
 		pthread_mutex_lock(&x->m);
 		struct xjob *j = NULL;
@@ -100,9 +141,7 @@ static void *xworker(void *arg)
 		}
 		j->state = J_TAKEN;
 		pthread_mutex_unlock(&x->m);
-		int r = write_job(x, j);
-		for (unsigned i = 0; i < j->n; i++)
-			store_raw_release(&j->raw[i]);
+		int r = write_job(w, j);
 		pthread_mutex_lock(&x->m);
 		j->n = 0;
 		j->state = J_FREE;
@@ -180,8 +219,6 @@ static int produce(struct xport *x, struct store_tree *t, bool sparse,
 			break;
 		j->idx[n] = c;
 		j->h[n] = h;
-		if ((r = store_get_raw(x->s, &h, &j->raw[n])))
-			break;
 		if (++n == JOB_CHUNKS) {
 			submit(x, j, n);
 			j = NULL;
@@ -192,14 +229,8 @@ static int produce(struct xport *x, struct store_tree *t, bool sparse,
 			progress->fn(progress->arg, c * x->chunk, x->size, c);
 		}
 	}
-	if (j) {
-		if (r) {
-			for (unsigned i = 0; i < n; i++)
-				store_raw_release(&j->raw[i]);
-			n = 0;
-		}
-		submit(x, j, n);
-	}
+	if (j)
+		submit(x, j, r ? 0 : n);
 	free(zeros);
 	return r;
 }
@@ -228,14 +259,26 @@ int store_export_fd(struct store *s, const struct store_hash *root, int fd,
 	x->chunk = tree_chunk_size(t);   /* the tree's, not the store's */
 	pthread_mutex_init(&x->m, NULL);
 	pthread_cond_init(&x->cv, NULL);
+	pthread_t th[NWORKERS];
+	struct xworker w[NWORKERS];
+	int started = 0;
+	for (int i = 0; i < NWORKERS; i++)
+		w[i] = (struct xworker){ .x = x };
 	if (sparse && (ftruncate(fd, 0) || ftruncate(fd, (off_t)x->size))) {
 		r = store_err(errno, "cannot size the output file: %s", strerror(errno));
 		goto out;
 	}
-	pthread_t th[NWORKERS];
-	int started = 0;
+	for (int i = 0; i < NWORKERS; i++) {
+		if (sqlite3_open_v2(s->db_path, &w[i].db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+				    NULL) != SQLITE_OK ||
+		    sqlite3_prepare_v2(w[i].db, "SELECT codec, size, data FROM objects WHERE hash=?",
+				       -1, &w[i].get, NULL) != SQLITE_OK) {
+			sqlite3_finalize(w[i].get);
+			w[i].get = NULL;
+		}
+	}
 	for (; started < NWORKERS; started++)
-		if (pthread_create(&th[started], NULL, xworker, x))
+		if (pthread_create(&th[started], NULL, xworker, &w[started]))
 			break;
 	if (!started) {
 		r = store_err(EAGAIN, "cannot start export threads");
@@ -250,9 +293,6 @@ int store_export_fd(struct store *s, const struct store_hash *root, int fd,
 	pthread_mutex_unlock(&x->m);
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
-	for (int i = 0; i < NSLOTS; i++)
-		for (unsigned k = 0; k < JOB_CHUNKS; k++)
-			store_raw_release(&x->jobs[i].raw[k]);
 	if (!r && x->err)
 		r = store_err(-x->err, "%s", x->errmsg);
 	if (!r && sparse && fsync(fd) && errno != EINVAL)
@@ -260,6 +300,10 @@ int store_export_fd(struct store *s, const struct store_hash *root, int fd,
 	if (!r && progress && progress->fn)
 		progress->fn(progress->arg, x->size, x->size, 0);
 out:
+	for (int i = 0; i < NWORKERS; i++) {
+		sqlite3_finalize(w[i].get);
+		sqlite3_close(w[i].db);
+	}
 	pthread_cond_destroy(&x->cv);
 	pthread_mutex_destroy(&x->m);
 	free(x);
