@@ -158,6 +158,7 @@ static struct bt_block *cross_block(struct bt_cpu *c, uint64_t la, const uint8_t
 {
 	struct bt_engine *e = c->eng;
 	struct bt_block *b = &e->scratch;
+	e->st_cross++;
 	memset(&e->scratch_insn, 0, sizeof(e->scratch_insn));
 	int r = decode_cross(c, la, h, &e->scratch_insn);
 	if (r == -EFAULT)
@@ -179,6 +180,7 @@ static struct bt_block *build(struct bt_cpu *c, uint64_t la, const uint8_t *h, u
 	    e->nbytes + BT_BLOCK_MAX_INSNS * 15 > e->max_bytes)
 		bt_tcache_flush(e);
 	struct bt_block *b = &e->blocks[e->nblocks];
+	e->st_builds++;
 	struct bt_insn *ins = &e->insns[e->ninsns];
 	size_t room = 4096 - (la & 0xfff);
 	size_t pos = 0;
@@ -254,6 +256,7 @@ struct bt_block *bt_block_lookup(struct bt_cpu *c)
 			return cross_block(c, la, h);
 	}
 	uint64_t key = (uint64_t)(h - s->ram);
+	e->st_lookups++;
 	unsigned hv = hash_key(key, c->mode);
 	struct bt_block **pp = &e->hash[hv];
 	for (struct bt_block *b = *pp; b; b = *pp) {
@@ -265,6 +268,7 @@ struct bt_block *bt_block_lookup(struct bt_cpu *c)
 			if (memcmp(b->bytes, h, b->nbytes) == 0)
 				return b;
 			/* replaced without a CPU write (DMA): drop the page */
+			e->st_stale++;
 			bt_code_page_written(e, key >> 12);
 			*pp = b->hnext;
 			break;

@@ -8,6 +8,7 @@ void bt_code_page_written(struct bt_engine *e, uint64_t pg)
 {
 	if (pg >= e->npages)
 		return;
+	e->st_page_inval++;
 	for (struct bt_block *b = e->page_blocks[pg]; b; b = b->pnext)
 		b->valid = 0;
 	e->page_blocks[pg] = NULL;

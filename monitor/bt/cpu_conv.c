@@ -91,7 +91,7 @@ void bt_cpu_get_state(struct bt_cpu *c, struct cpu_state *st)
 	memcpy(st->dr, c->dr, sizeof(st->dr));
 	st->xcr0 = c->xcr0;
 	static const uint32_t msrs[] = {
-		MSR_IA32_TSC, MSR_IA32_APIC_BASE, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP,
+		MSR_IA32_TSC, 0x3b /* TSC_ADJUST */, MSR_IA32_APIC_BASE, MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP,
 		MSR_IA32_SYSENTER_EIP, MSR_IA32_MISC_ENABLE, MSR_IA32_PAT, MSR_IA32_TSC_DEADLINE,
 		MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK, MSR_KERNEL_GS_BASE, MSR_TSC_AUX,
 	};

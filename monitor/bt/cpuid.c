@@ -4,7 +4,7 @@
  *   leaf 1 EDX  FPU DE PSE TSC MSR PAE CX8 APIC SEP PGE CMOV PAT PSE36
  *               CLFSH MMX FXSR SSE SSE2
  *   leaf 1 ECX  CX16 POPCNT TSC-DEADLINE HYPERVISOR
- *   leaf 7 EBX  ERMS;  EDX FSRM, IBRS/IBPB (SPEC_CTRL), ARCH_CAPABILITIES
+ *   leaf 7 EBX  TSC_ADJUST ERMS;  EDX FSRM, IBRS/IBPB (SPEC_CTRL), ARCH_CAPABILITIES
  *   0x80000001  EDX SYSCALL NX PDPE1GB RDTSCP LM
  *   0x80000007  EDX invariant TSC
  *   0x80000008  40 physical / 48 linear address bits
@@ -13,7 +13,10 @@
  * XSAVE/AVX, SSE3 and later (the ISA half implements x87, SSE, SSE2; see
  * bt_int.h). IA32_ARCH_CAPABILITIES (sys_msr.c) reports the CPU as not
  * affected by Meltdown/MDS-class issues, so a guest kernel enables no
- * page-table isolation or buffer clearing, which would only cost time. */
+ * page-table isolation or buffer clearing, which would only cost time.
+ * Invariant TSC + TSC_ADJUST let Linux skip the clocksource watchdog, which
+ * under a translator (late timer ticks) would wrongly mark the TSC
+ * unstable. */
 #include <string.h>
 #include "monitor/bt/sys_int.h"
 #include "monitor/vm.h"
@@ -22,7 +25,7 @@
 		(1u << 8) | (1u << 9) | (1u << 11) | (1u << 13) | (1u << 15) | (1u << 16) | \
 		(1u << 17) | (1u << 19) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26))
 #define L1_ECX ((1u << 13) | (1u << 23) | (1u << 24) | (1u << 31))
-#define L7_EBX (1u << 9)
+#define L7_EBX ((1u << 1) | (1u << 9))
 #define L7_EDX ((1u << 4) | (1u << 26) | (1u << 29))
 #define E1_EDX ((1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29))
 

@@ -124,6 +124,8 @@ struct bt_engine {
 	struct bt_block **hash;       /* BT_HASH_SIZE buckets */
 	uint64_t next_gen;
 	uint64_t flushes;
+	/* statistics */
+	uint64_t st_builds, st_lookups, st_page_inval, st_stale, st_cross;
 	/* code pages: per RAM page, list head of blocks decoded from it */
 	struct bt_block **page_blocks;
 	uint8_t *code_page;           /* nonzero: page holds translated code */

@@ -1,7 +1,7 @@
 /* BT model-specific registers: RDMSR/WRMSR and the list the CPU model
  * has. Everything else raises #GP(0), which Linux's *_safe accessors
  * expect. Supported:
- *   0x10 TSC, 0x1b APIC_BASE, 0x3a FEATURE_CONTROL (locked, read-only),
+ *   0x10 TSC, 0x1b APIC_BASE, 0x3b TSC_ADJUST, 0x3a FEATURE_CONTROL (locked, read-only),
  *   0x48 SPEC_CTRL, 0x49 PRED_CMD (write-only), 0x8b BIOS_SIGN_ID,
  *   0xfe MTRRCAP (no MTRRs), 0x10a ARCH_CAPABILITIES (read-only),
  *   0x174-0x176 SYSENTER_CS/ESP/EIP, 0x179 MCG_CAP and 0x17a MCG_STATUS
@@ -14,6 +14,7 @@
 #include "monitor/vm.h"
 
 #define MSR_FEATURE_CONTROL 0x3a
+#define MSR_TSC_ADJUST 0x3b
 #define MSR_SPEC_CTRL 0x48
 #define MSR_PRED_CMD 0x49
 #define MSR_BIOS_SIGN_ID 0x8b
@@ -25,10 +26,11 @@
 
 /* RDCL_NO, IBRS_ALL, SKIP_L1DFL_VMENTRY, SSB_NO, MDS_NO, PSCHANGE_MC_NO,
  * TAA_NO, SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, BHI_NO, PBRSB_NO, GDS_NO,
- * RFDS_NO */
+ * RFDS_NO, ITS_NO */
 #define ARCH_CAP_VALUE ((1ULL << 0) | (1ULL << 1) | (1ULL << 3) | (1ULL << 4) | \
 	(1ULL << 5) | (1ULL << 6) | (1ULL << 8) | (1ULL << 13) | (1ULL << 14) | \
-	(1ULL << 15) | (1ULL << 20) | (1ULL << 24) | (1ULL << 26) | (1ULL << 27))
+	(1ULL << 15) | (1ULL << 20) | (1ULL << 24) | (1ULL << 26) | (1ULL << 27) | \
+	(1ULL << 62))
 
 #define EFER_SCE (1ULL << 0)
 #define EFER_LME (1ULL << 8)
@@ -50,6 +52,7 @@ int bt_msr_read(struct bt_cpu *c, uint32_t idx, uint64_t *val)
 		*val = irq ? lapic_get_base_msr(irq, c->index)
 			   : (LAPIC_BASE | (1u << 11) | (c->index == 0 ? 1u << 8 : 0));
 		return 0;
+	case MSR_TSC_ADJUST: *val = c->tsc_adjust; return 0;
 	case MSR_FEATURE_CONTROL: *val = 1; return 0;
 	case MSR_SPEC_CTRL: *val = c->sys->spec_ctrl; return 0;
 	case MSR_BIOS_SIGN_ID: *val = 0; return 0;
@@ -93,6 +96,7 @@ int bt_msr_write(struct bt_cpu *c, uint32_t idx, uint64_t v)
 	struct irqchip *irq = c->vm->irq;
 	switch (idx) {
 	case MSR_IA32_TSC: c->tsc_adjust = v - vm_guest_tsc(c->vm); return 0;
+	case MSR_TSC_ADJUST: c->tsc_adjust = v; return 0;
 	case MSR_IA32_APIC_BASE:
 		if (!irq)
 			return -EINVAL;
