@@ -65,6 +65,12 @@ void cpu_state_reset(struct cpu_state *st, int is_bsp)
 	st->lapic[0x32] = 0x05;
 	for (int off = 0x320; off <= 0x370; off += 0x10)
 		st->lapic[off + 2] = 0x01;
+	if (is_bsp) {
+		/* Virtual-wire mode, as firmware leaves it: the PIC reaches the
+		 * BSP through LINT0 (ExtINT), NMIs through LINT1. */
+		st->lapic[0x350] = 0x00, st->lapic[0x351] = 0x07, st->lapic[0x352] = 0;
+		st->lapic[0x360] = 0x00, st->lapic[0x361] = 0x04, st->lapic[0x362] = 0;
+	}
 	st->lapic[0xe0 + 3] = 0xff;     /* DFR: flat model */
 	st->lapic[0xe0 + 0] = 0xff;
 	st->lapic[0xe0 + 1] = 0xff;

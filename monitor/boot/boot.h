@@ -44,8 +44,11 @@ struct cpu_state;
 
 /* What the VM should put on a Linux command line before the user's text:
  * the console is the 8250 at 0x3f8 and there are no ACPI tables, so Linux
- * must find CPUs and the IOAPIC in the MP table. */
-#define BOOT_LINUX_CMDLINE_DEFAULT "console=ttyS0 acpi=off"
+ * must find CPUs and the IOAPIC in the MP table. tsc=reliable: under the
+ * binary translator a long stretch with interrupts off (FPU and alternatives
+ * setup) would otherwise make Linux distrust the TSC and keep time from
+ * lost ticks. */
+#define BOOT_LINUX_CMDLINE_DEFAULT "console=ttyS0 acpi=off tsc=reliable"
 
 enum boot_kind {
 	BOOT_KIND_NONE = 0,
