@@ -327,7 +327,18 @@ int ckpt_state_load(struct vm *vm, const void *buf, size_t len, char *err, size_
 				break;
 			}
 			have_mach = 1;
+			/* The guest's TSC continues from where it stopped. Set
+			 * before the vCPUs' state: engines (KVM) scale and offset
+			 * the TSC in set_state from these. */
+			vm->tsc_khz = mach.tsc_khz;
+			vm->tsc_epoch_ns = now_ns();
+			vm->tsc_offset = mach.guest_tsc;
 		} else if (sec.tag == TAG_VCPU) {
+			if (!have_mach) {
+				snprintf(err, errlen, "machine state section VCPU comes before MACH (corrupt)");
+				rc = -EINVAL;
+				break;
+			}
 			if (sec.version != 1) {
 				snprintf(err, errlen, "machine state section VCPU version %u is not supported", sec.version);
 				rc = -EPROTONOSUPPORT;
@@ -389,9 +400,5 @@ int ckpt_state_load(struct vm *vm, const void *buf, size_t len, char *err, size_
 			 dev ? ", devices missing" : "");
 		return -EINVAL;
 	}
-	/* The guest's TSC continues from where it stopped. */
-	vm->tsc_khz = mach.tsc_khz;
-	vm->tsc_epoch_ns = now_ns();
-	vm->tsc_offset = mach.guest_tsc;
 	return 0;
 }

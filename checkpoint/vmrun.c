@@ -44,7 +44,8 @@ struct session {
 	struct vm *vm;
 	bool have_mem_base;
 	struct store_hash mem_base;
-	uint64_t *dirty;
+	bool dirty_logging;          /* the engine's dirty log runs (dirty_log_start done) */
+	uint64_t *dirty, *dirty_tmp; /* pages written since mem_base; scratch */
 	size_t dirty_words;
 	bool suspended;
 };
@@ -205,6 +206,9 @@ static int build_vm(struct session *se, char *err, size_t errlen)
 		.kernel = kernel, .initrd = has_initrd ? initrd : NULL, .append = se->cfg.append,
 		.rng = se->cfg.rng, .console_in = se->opts->console_in,
 		.console_out = se->opts->console_out,
+		/* A VM in the store may be resumed on another host, under the
+		 * other engine: give the guest only CPU features both have. */
+		.portable_cpu = true,
 	};
 	for (int i = 0; i < se->cfg.disks; i++) {
 		char name[16], work[PATH_MAX + 32];
@@ -232,7 +236,31 @@ static int build_vm(struct session *se, char *err, size_t errlen)
 		return rc;
 	se->dirty_words = (gmem_size(se->vm->mem) / GMEM_PAGE + 63) / 64;
 	se->dirty = calloc(se->dirty_words, sizeof(uint64_t));
-	return se->dirty ? 0 : -ENOMEM;
+	se->dirty_tmp = calloc(se->dirty_words, sizeof(uint64_t));
+	return se->dirty && se->dirty_tmp ? 0 : -ENOMEM;
+}
+
+/* Starts the engine's dirty-page log after a full save or a restore. When
+ * it cannot, the next memory save is a full one (needs_full_save). */
+static void start_dirty_log(struct session *se)
+{
+	const struct engine_ops *ops = se->vm->eng_ops;
+	se->dirty_logging = false;
+	if (!ops->dirty_log)
+		return;
+	int rc = ops->dirty_log_start ? ops->dirty_log_start(se->vm->eng) : 0;
+	if (rc < 0)
+		notice(se, "the %s engine cannot log dirty pages (%s); every save of %s stores all of its memory",
+		       ops->name, strerror(-rc), se->name);
+	else
+		se->dirty_logging = true;
+}
+
+/* An incremental save needs a base tree and, for engines with their own
+ * dirty log (KVM), a log running since that base was taken. */
+static bool needs_full_save(const struct session *se)
+{
+	return !se->have_mem_base || (se->vm->eng_ops->dirty_log && !se->dirty_logging);
 }
 
 /* Resume from the commit's memory and state, or boot. */
@@ -271,9 +299,8 @@ static int start_vm(struct session *se, char *err, size_t errlen)
 	if (rc == 0) {
 		se->have_mem_base = true;
 		se->mem_base = mem->hash;
-		gmem_take_dirty(se->vm->mem, se->dirty);
-		if (se->vm->eng_ops->dirty_log_start)
-			se->vm->eng_ops->dirty_log_start(se->vm->eng);
+		gmem_take_dirty(se->vm->mem, se->dirty_tmp);
+		start_dirty_log(se);
 	}
 	return rc;
 }
@@ -333,15 +360,24 @@ static int save(struct session *se, enum save_kind kind, const char *tag, const 
 	struct store_hash mem_root = { { 0 } };
 	if (rc == 0 && kind != SAVE_POWEROFF) {
 		struct ckpt_mem_stats ms = { 0 };
-		gmem_take_dirty(vm->mem, se->dirty);
-		if (vm->eng_ops->dirty_log)
-			vm->eng_ops->dirty_log(vm->eng, se->dirty);
-		if (se->have_mem_base) {
+		bool full = needs_full_save(se);
+		/* se->dirty accumulates until a save succeeds, so a failed save
+		 * loses no page for the next one. */
+		gmem_take_dirty(vm->mem, se->dirty_tmp);
+		for (size_t i = 0; i < se->dirty_words; i++)
+			se->dirty[i] |= se->dirty_tmp[i];
+		/* Only a running log may be read (KVM: -EINVAL before
+		 * dirty_log_start); a log that cannot be read fails the save
+		 * rather than miss pages. */
+		if (se->dirty_logging && (rc = vm->eng_ops->dirty_log(vm->eng, se->dirty)) < 0) {
+			snprintf(err, errlen, "cannot save VM %s: the %s engine's dirty-page log failed: %s",
+				 se->name, vm->eng_ops->name, strerror(-rc));
+		} else if (!full) {
 			rc = ckpt_mem_save_dirty(se->s, vm->mem, &se->mem_base, se->dirty, &mem_root, &ms);
 		} else {
 			rc = ckpt_mem_save_full(se->s, vm->mem, &mem_root, &ms);
-			if (rc == 0 && vm->eng_ops->dirty_log_start)
-				vm->eng_ops->dirty_log_start(vm->eng);
+			if (rc == 0)
+				start_dirty_log(se);
 		}
 		mem_bytes = ms.bytes_written;
 		if (rc == 0)
@@ -383,6 +419,7 @@ static int save(struct session *se, enum save_kind kind, const char *tag, const 
 	if (kind != SAVE_POWEROFF) {
 		se->have_mem_base = true;
 		se->mem_base = mem_root;
+		memset(se->dirty, 0, se->dirty_words * sizeof(uint64_t));
 	}
 	/* The commit now in force is the new head. */
 	struct store_commit *nc;
@@ -558,6 +595,7 @@ static void cleanup(struct session *se)
 	for (int i = 0; i < se->ndisks && !se->ov_given; i++)
 		blockdev_free(ckpt_overlay_bdev(se->ov[i]));
 	free(se->dirty);
+	free(se->dirty_tmp);
 	store_commit_free(se->commit);
 	if (se->dir[0]) {
 		static const char *files[] = { "kernel", "initrd", "pid", "disk0.work", "disk1.work",
