@@ -18,6 +18,15 @@ export ROAM_STORE=$W/store
 
 now() { date +%s.%N; }
 min() { echo "if ($1 < $2) $1 else $2" | bc -l; }   # this machine is shared: best of runs
+# CPU seconds (user + sys) of a command, into $W/cpu; the load of other
+# users of the machine does not change them as much as wall time.
+cpu() {
+	if [ -x /usr/bin/time ]; then
+		/usr/bin/time -f '%U %S' -o "$W/cpu.t" "$@" && awk '{ print $1 + $2 }' "$W/cpu.t" > "$W/cpu"
+	else
+		"$@" && echo 0 > "$W/cpu"   # GNU time (package "time") not installed
+	fi
+}
 secs() { echo "$2 - $1" | bc -l; }
 mb_s() { echo "scale=1; $1 / 1048576 / $2" | bc -l; }
 fsize() { stat -c %s "$1"; }
@@ -58,7 +67,8 @@ echo "image: $((SIZE >> 20)) MiB, $(($(du -k "$IMG" | cut -f1) >> 10)) MiB alloc
 
 zstd1_t=999
 for run in 1 2 3; do
-	t0=$(now); zstd -q -1 -T2 -f "$IMG" -o "$W/z1.zst"; t1=$(now)
+	t0=$(now); cpu zstd -q -1 -T2 -f "$IMG" -o "$W/z1.zst"; t1=$(now)
+	zstd1_cpu=$(cat "$W/cpu")
 	zstd1_t=$(min "$zstd1_t" "$(secs "$t0" "$t1")"); zstd1_b=$(fsize "$W/z1.zst"); rm -f "$W/z1.zst"
 done
 t0=$(now); zstd -q -3 -T2 -f "$IMG" -o "$W/z3.zst"; t1=$(now)
@@ -75,10 +85,10 @@ roam_run() { # tag init-args...
 	for run in 1 2 3; do
 		rm -rf "$ROAM_STORE"
 		"$ROAM" init "$@" >/dev/null
-		t0=$(now); "$ROAM" disk import bench "$IMG" >/dev/null; t1=$(now)
+		t0=$(now); cpu "$ROAM" disk import bench "$IMG" >/dev/null; t1=$(now)
 		best=$(min "$best" "$(secs "$t0" "$t1")")
 	done
-	eval "imp_$tag=$best"
+	eval "imp_$tag=$best cpu_$tag=$(cat "$W/cpu")"
 	eval "sto_$tag=$("$ROAM" du --json | sed 's/.*"stored_bytes":\([0-9]*\).*/\1/')"
 	eval "fil_$tag=$("$ROAM" du --json | sed 's/.*"file_bytes":\([0-9]*\).*/\1/')"
 	t0=$(now); "$ROAM" disk import again "$IMG" >/dev/null; t1=$(now)
@@ -122,6 +132,9 @@ for tag in c64 c16; do
 	echo "$c:"
 	printf '  import speed   roam / zstd -1 -T2 = %.2fx  (target >= 0.8)\n' "$(echo "$zstd1_t / $it" | bc -l)"
 	printf '  import speed   roam / qcow2 -c    = %.2fx\n' "$(echo "$qcow_t / $it" | bc -l)"
+	eval "ic=\$cpu_$tag"
+	[ "$ic" != 0 ] && printf '  import CPU s   zstd -1 -T2 %.2f, roam %.2f: %.2fx\n' \
+		"$zstd1_cpu" "$ic" "$(echo "$zstd1_cpu / $ic" | bc -l)"
 	printf '  stored bytes   roam / zstd -3     = %.3fx  (target <= 1.0)\n' "$(echo "$st / $zstd3_b" | bc -l)"
 	printf '  stored bytes   roam / qcow2 -c    = %.3fx\n' "$(echo "$st / $qcow_b" | bc -l)"
 	printf '  export speed   roam / cat         = %.2fx\n' "$(echo "$cat_t / $et" | bc -l)"
