@@ -136,7 +136,8 @@ int vm_new(const struct vm_config *cfg, struct vm **ret, char *err, size_t errle
 		goto err;
 	}
 	if ((rc = vm->eng_ops->create(vm, &vm->eng)) < 0) {
-		snprintf(err, errlen, "cannot start the %s engine: %s", vm->eng_ops->name, strerror(-rc));
+		snprintf(err, errlen, "cannot start the %s engine: %s", vm->eng_ops->name,
+			 vm->error[0] ? vm->error : strerror(-rc));
 		goto err;
 	}
 	*ret = vm;
