@@ -87,6 +87,13 @@ static inline __attribute__((always_inline)) int bt_cc(const struct bt_cpu *c, i
 		}
 		return r ^ (cc & 1);
 	}
+	/* ZF and SF come straight from the result for every lazy kind */
+	if (op != CC_EFLAGS && ((cc >> 1) == 2 || (cc >> 1) == 4)) {
+		int sz = CC_SZ(op);
+		uint64_t d = c->cc_dst << (64 - (8 << sz));
+		r = (cc >> 1) == 2 ? d == 0 : (int64_t)d < 0;
+		return r ^ (cc & 1);
+	}
 	if (op == CC_OP(CC_LOGIC, 2) || op == CC_OP(CC_LOGIC, 3)) {
 		int64_t d = op == CC_OP(CC_LOGIC, 3) ? (int64_t)c->cc_dst : (int32_t)c->cc_dst;
 		switch (cc >> 1) {
