@@ -23,6 +23,7 @@
 #include "checkpoint/vmstore.h"
 #include "image/commit.h"
 #include "monitor/dev.h"
+#include "monitor/dev/legacy.h"
 #include "monitor/evloop.h"
 #include "monitor/guest_mem.h"
 #include "monitor/vm.h"
@@ -34,6 +35,7 @@ struct session {
 	char dir[PATH_MAX];          /* run/vm-NAME */
 	char lock_path[PATH_MAX];
 	int lock_fd, ctl_fd;
+	struct ev_timer *esc_timer;  /* polls the console's escape requests */
 	char host[256];
 	struct store_hash head;
 	struct store_commit *commit; /* decoded head */
@@ -518,6 +520,36 @@ static void on_ctl(void *opaque, int fd, uint32_t events)
 	close(c);
 }
 
+/* Ctrl-A s on the console: the same suspend as `roam suspend`. The console
+ * only records the request; this timer on the event loop picks it up. */
+#define ESC_POLL_NS 100000000ULL
+
+static void on_esc_timer(void *opaque)
+{
+	struct session *se = opaque;
+	if (se->suspended || atomic_load(&se->vm->stop) != VM_RUNNING)
+		return;
+	if (se->vm->con && console_take_request(se->vm->con) == 's') {
+		char reply[700];
+		if (save_running(se, SAVE_SUSPEND, NULL, NULL, reply, sizeof(reply)) < 0)
+			notice(se, "suspend failed: %s", reply + 6);
+		if (se->suspended)
+			return;
+	}
+	ev_timer_arm(se->esc_timer, now_ns() + ESC_POLL_NS);
+}
+
+static int watch_escape(struct session *se, char *err, size_t errlen)
+{
+	int rc = ev_timer_new(se->vm->ev, on_esc_timer, se, &se->esc_timer);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot watch the console: %s", strerror(-rc));
+		return rc;
+	}
+	ev_timer_arm(se->esc_timer, now_ns() + ESC_POLL_NS);
+	return 0;
+}
+
 static int listen_ctl(struct session *se, char *err, size_t errlen)
 {
 	struct sockaddr_un a;
@@ -591,6 +623,8 @@ static void cleanup(struct session *se)
 		evloop_del_fd(se->vm->ev, se->ctl_fd);
 	if (se->ctl_fd >= 0)
 		close(se->ctl_fd);
+	/* The event loop is stopped (vm_run ended, or never started). */
+	ev_timer_free(se->esc_timer);
 	vm_free(se->vm);
 	for (int i = 0; i < se->ndisks && !se->ov_given; i++)
 		blockdev_free(ckpt_overlay_bdev(se->ov[i]));
@@ -635,7 +669,7 @@ int ckpt_vm_run(const char *store_path, const char *name, const struct ckpt_run_
 	}
 	if ((rc = take_lock(&se, err, errlen)) < 0 || (rc = load_head(&se, err, errlen)) < 0 ||
 	    (rc = build_vm(&se, err, errlen)) < 0 || (rc = start_vm(&se, err, errlen)) < 0 ||
-	    (rc = listen_ctl(&se, err, errlen)) < 0)
+	    (rc = listen_ctl(&se, err, errlen)) < 0 || (rc = watch_escape(&se, err, errlen)) < 0)
 		goto out;
 	if (store_commit_root(se.commit, "state"))
 		notice(&se, "resumed %s", name);

@@ -93,6 +93,16 @@ check log_json sh -c "$R log --json rb | grep -q '\"refs\":\"A\"'"
 check checkpoint_offline sh -c "$R checkpoint rb B >/dev/null && $R log rb | grep -q '(head, B)\|(B, head)'"
 check checkpoint_delete sh -c "$R checkpoint --delete rb B >/dev/null && ! $R log rb | grep -q '(B'"
 
+# Ctrl-A s on a terminal console suspends like 'roam suspend' (script(1)
+# gives roam a pseudo-terminal).
+if command -v script >/dev/null 2>&1; then
+	(sleep 3; printf "\001s") |
+		timeout 60 script -qfec "$R run rb --engine bt" /dev/null > esc.log 2>&1
+	check escape_suspend sh -c "grep -q 'suspended rb: commit' esc.log && $R status rb | grep -q suspended"
+else
+	skip escape_suspend "no script(1) for a terminal"
+fi
+
 # Bad input: a VM running twice, unknown VM, too much memory, and damaged
 # objects: a clear line, and the head still resumes.
 run rb rb.3.log
