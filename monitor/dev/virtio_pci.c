@@ -213,7 +213,9 @@ static void set_status(struct virtio_dev *vd, uint8_t v)
 		reset_locked(vd);
 		return;
 	}
-	v &= (uint8_t)~VIRTIO_S_NEEDS_RESET;
+	/* Only the driver-owned bits; NEEDS_RESET is the device's. */
+	v &= VIRTIO_S_ACKNOWLEDGE | VIRTIO_S_DRIVER | VIRTIO_S_DRIVER_OK |
+	     VIRTIO_S_FEATURES_OK | VIRTIO_S_FAILED;
 	if ((v & VIRTIO_S_FEATURES_OK) && !(vd->s.status & VIRTIO_S_FEATURES_OK)) {
 		/* Refuse: features not offered, or a legacy (pre-1.0) driver. */
 		if ((vd->s.guest_features & ~vd->s.host_features) ||
@@ -566,7 +568,12 @@ int virtio_dev_load(struct dev *d, struct rec_reader *r, uint32_t version)
 			rec_fail(r);
 	}
 	t.kick = rec_get_u32(r);
-	if ((t.guest_features & ~vd->s.host_features) || (t.status & 0x30) || t.isr > 3 ||
+	/* A driver may write any feature bits; they must be offered ones
+	 * only once FEATURES_OK was accepted. */
+	if (((t.status & VIRTIO_S_FEATURES_OK) &&
+	     ((t.guest_features & ~vd->s.host_features) ||
+	      !(t.guest_features & feat(VIRTIO_F_VERSION_1)))) ||
+	    (t.status & 0x30) || t.isr > 3 ||
 	    !vector_ok(vd, t.msix_config) || (t.kick >> vd->ops->nqueues))
 		rec_fail(r);
 	if (!r->err) {

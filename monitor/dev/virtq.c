@@ -261,7 +261,8 @@ int virtq_load(struct virtq *q, struct rec_reader *r, uint16_t max_size)
 	t.last_avail = rec_get_u16(r);
 	t.used_idx = rec_get_u16(r);
 	t.signalled_used = rec_get_u16(r);
-	if (r->err || (fl & ~0xFu) || t.size > max_size)
+	/* A queue not yet enabled may hold any size the driver wrote. */
+	if (r->err || (fl & ~0xFu) || ((fl & 1) && t.size > max_size))
 		return -EINVAL;
 	t.ready = fl & 1;
 	t.event_idx = fl & 2;

@@ -77,9 +77,9 @@ size_t virtq_req_read(const struct virtq_req *r, uint64_t off, void *buf, size_t
 size_t virtq_req_write(const struct virtq *q, const struct virtq_req *r, uint64_t off,
 		       const void *buf, size_t len);
 
-/* State: the fields above except mem. Load validates (size <= max_size;
- * a ready queue must pass virtq_check) and returns 0 or -EINVAL with q
- * unchanged. */
+/* State: the fields above except mem. Load validates (a ready queue must
+ * have size <= max_size and pass virtq_check) and returns 0 or -EINVAL with
+ * q unchanged. */
 void virtq_save(const struct virtq *q, struct rec_writer *w);
 int virtq_load(struct virtq *q, struct rec_reader *r, uint16_t max_size);
 #endif
