@@ -551,7 +551,7 @@ static void t_move(struct gen *g)
 		x.e = emem(g, 1, 0);
 		emit(g, &x);
 		/* also an arbitrary-register SIB form */
-		uint8_t b[8];
+		uint8_t b[16];
 		int n = 0;
 		int base = sreg(g), idx = sreg(g), sc = RN(g, 4), d = dreg(g);
 		int rex = 0x48 | ((d & 8) ? 4 : 0) | ((idx & 8) ? 2 : 0) | ((base & 8) ? 1 : 0);
