@@ -1,1 +1,2 @@
 LIB_SRCS += $(wildcard checkpoint/*.c)
+UNIT_TESTS += checkpoint
