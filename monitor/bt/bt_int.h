@@ -150,8 +150,7 @@ bt_exec_fn bt_select(const struct bt_insn *i);
  * mode; x87 (host FPU); FXSR; SSE, SSE2, SSE3, SSSE3, SSE4.1, SSE4.2 (run
  * on the host SSE unit, checked against the host in tests/unit/bt_isa).
  * MMX on the host MMX unit. Not implemented (bt_select returns NULL, so
- * #UD): MASKMOVQ, CVTPI2PS/CVTPS2PI/CVTTPS2PI/CVTPI2PD/CVTPD2PI/CVTTPD2PI,
- * FBLD/FBSTP; not decoded (#UD): 3DNow!, AVX/VEX/EVEX/XOP, AES, PCLMULQDQ,
+ * #UD): FBLD/FBSTP; not decoded (#UD): 3DNow!, AVX/VEX/EVEX/XOP, AES, PCLMULQDQ,
  * SHA, RDRAND/RDSEED, BMI, ADX, XSAVE. */
 
 /* ---- system instructions (system half) ----

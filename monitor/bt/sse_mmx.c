@@ -191,6 +191,61 @@ static void ex_movq2dq(struct bt_cpu *c, const struct bt_insn *i)
 	}
 }
 
+/* MASKMOVQ mm1, mm2: bytes of mm1 selected by mm2's sign bits go to
+ * DS:rDI. */
+static void ex_maskmovq(struct bt_cpu *c, const struct bt_insn *i)
+{
+	mmx_enter(c);
+	uint64_t v = mm_get(c, i->reg), m = mm_get(c, i->rm);
+	int seg = i->seg != 0xff ? i->seg : SEG_DS;
+	for (int k = 0; k < 8; k++)
+		if ((m >> (8 * k + 7)) & 1)
+			bt_write(c, seg, ea_mask(i, c->r[CPU_RDI] + k), 1, (v >> (8 * k)) & 0xff);
+}
+
+/* CVTPI2PS/CVTPI2PD (0F 2A), CVTTPS2PI/CVTTPD2PI (0F 2C), CVTPS2PI/
+ * CVTPD2PI (0F 2D): packed conversions between mm and xmm, run on the
+ * host with the guest MXCSR. */
+static void ex_cvt_pi(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint8_t b = BT_BYTE(i->op);
+	int pd = i->pfx66;
+	bt_sse_check(c);
+	if (b == 0x2a) {
+		uint64_t s = i->mod == 3 ? 0 : bt_read(c, bt_ea_seg(i), bt_ea(c, i), 8);
+		if (i->mod == 3) {
+			mmx_enter(c);
+			s = mm_get(c, i->rm);
+		}
+		union bt_xmm d = c->xmm[i->reg];
+		uint32_t h = mx_enter(c);
+		if (pd)
+			__asm__ volatile("movq %1, %%mm0\n\tmovdqu %0, %%xmm0\n\tcvtpi2pd %%mm0, %%xmm0\n\t"
+					 "movdqu %%xmm0, %0\n\temms" : "+m"(d) : "m"(s) : "mm0", "xmm0", "memory");
+		else
+			__asm__ volatile("movq %1, %%mm0\n\tmovdqu %0, %%xmm0\n\tcvtpi2ps %%mm0, %%xmm0\n\t"
+					 "movdqu %%xmm0, %0\n\temms" : "+m"(d) : "m"(s) : "mm0", "xmm0", "memory");
+		mx_leave(c, h);
+		c->xmm[i->reg] = d;
+		return;
+	}
+	union bt_xmm s;
+	sse_src(c, i, &s, pd ? 16 : 8, pd);
+	mmx_enter(c);
+	uint64_t r = 0;
+	uint32_t h = mx_enter(c);
+#define CV(insn) __asm__ volatile("movdqu %1, %%xmm0\n\t" insn " %%xmm0, %%mm0\n\tmovq %%mm0, %0\n\temms" \
+				  : "=m"(r) : "m"(s) : "mm0", "xmm0", "memory")
+	if (b == 0x2c) {
+		if (pd) CV("cvttpd2pi"); else CV("cvttps2pi");
+	} else {
+		if (pd) CV("cvtpd2pi"); else CV("cvtps2pi");
+	}
+#undef CV
+	mx_leave(c, h);
+	mm_set(c, i->reg, r);
+}
+
 bt_exec_fn bt_sel_mmx(const struct bt_insn *i)
 {
 	uint8_t b = BT_BYTE(i->op);
@@ -211,6 +266,8 @@ bt_exec_fn bt_sel_mmx(const struct bt_insn *i)
 		return NULL;
 	if (b == 0xd6 && (i->rep == 0xf3 || i->rep == 0xf2))
 		return ex_movq2dq;
+	if ((b == 0x2a || b == 0x2c || b == 0x2d) && !i->rep)
+		return ex_cvt_pi;
 	if (i->pfx66 || i->rep)
 		return NULL;
 	switch (b) {
@@ -220,6 +277,7 @@ bt_exec_fn bt_sel_mmx(const struct bt_insn *i)
 	case 0x69: return ex_punpckhwd; case 0x6a: return ex_punpckhdq; case 0x6b: return ex_packssdw;
 	case 0x74: return ex_pcmpeqb; case 0x75: return ex_pcmpeqw; case 0x76: return ex_pcmpeqd;
 	case 0x77: return ex_emms;
+	case 0xf7: return ex_maskmovq;
 	case 0x6e: case 0x6f: case 0x7e: case 0x7f: case 0xe7: return ex_mmx_mov;
 	case 0x70: case 0xc4: case 0xc5: case 0xd7: return ex_mmx_misc;
 	case 0x71: case 0x72: case 0x73: return ex_mmx_shift_imm;

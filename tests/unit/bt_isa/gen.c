@@ -909,6 +909,10 @@ static void t_mmx(struct gen *g)
 			int k = 0, map = RN(g, 10) < 8 ? 1 : RN(g, 2) ? 2 : 3;
 			int mem = RN(g, 3) == 0, reg = RN(g, 8), rm = RN(g, 8);
 			int32_t disp = RN(g, (int)ISA_DATA_SIZE - 2048);
+			if (RN(g, 8) == 0) {
+				b[k++] = 0x66;              /* CVTPI2PD, CVT(T)PD2PI */
+				disp &= ~15;
+			}
 			if (mem)
 				b[k++] = 0x41;
 			b[k++] = 0x0f;
