@@ -79,7 +79,7 @@ int tree_node_parse(const void *data, size_t len, struct tree_node *ret)
 	uint64_t span = tree_child_span(c, n.fanout, n.level);
 	if (!span || n.size > (1ULL << 62))
 		return store_err(EINVAL, "tree node is too large");
-	if ((n.size + span - 1) / span != n.count)
+	if (n.size / span + (n.size % span != 0) != n.count)
 		return store_err(EINVAL, "tree node size does not match its child count");
 	*ret = n;
 	return 0;
@@ -127,7 +127,7 @@ int tree_writer_new(struct store *s, uint64_t size, struct tree_writer **ret)
 	}
 	for (unsigned k = 0; k <= w->root; k++) {
 		uint64_t span = tree_child_span(w->chunk, w->fanout, k);
-		w->lv[k].total = (size + span - 1) / span;
+		w->lv[k].total = size / span + (size % span != 0);
 		w->lv[k].all_zero = true;
 		w->lv[k].buf = malloc((size_t)STORE_HASH_LEN * w->fanout);
 		if (!w->lv[k].buf) {
