@@ -272,8 +272,9 @@ static void ex_cwd(struct bt_cpu *c, const struct bt_insn *i)
 static void ex_lahf(struct bt_cpu *c, const struct bt_insn *i)
 {
 	uint64_t f = bt_get_rflags(c) & 0xd5;
-	reg_wr(c, i, 4, 1, f | 2);
 	(void)i;
+	/* always AH, even with a REX prefix */
+	c->r[0] = (c->r[0] & ~0xff00ull) | ((f | 2) << 8);
 }
 
 static void ex_sahf(struct bt_cpu *c, const struct bt_insn *i)
