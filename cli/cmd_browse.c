@@ -465,8 +465,68 @@ static int dent_cmp(const void *a, const void *b)
 struct diff {
 	struct cli_ctx *ctx;
 	struct ffs_fs *a, *b;
+	struct store_tree *ta, *tb;     /* disk0 of each snapshot */
 	int changes, errors;
 };
+
+/* Block lists of a file: offsets of its data blocks on the disk. */
+struct blist {
+	uint64_t *off;
+	size_t n, cap;
+	uint32_t bs;
+};
+
+static int blist_add(void *arg, uint64_t off, uint32_t len)
+{
+	struct blist *l = arg;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		uint64_t *o = realloc(l->off, cap * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		l->off = o;
+		l->cap = cap;
+	}
+	l->off[l->n++] = off;
+	l->bs = len;
+	return 0;
+}
+
+/* True when the file's data provably did not change between the two
+ * snapshots: the same blocks, and every store chunk holding them has the
+ * same hash in both disks. Nothing is read but tree nodes. */
+static bool same_blocks(struct diff *d, uint64_t ia, uint64_t ib)
+{
+	struct blist la = { 0 }, lb = { 0 };
+	bool same = false;
+	if (ffs_fs_data_blocks(d->a, ia, blist_add, &la) < 0 ||
+	    ffs_fs_data_blocks(d->b, ib, blist_add, &lb) < 0 || la.n != lb.n ||
+	    ffs_fs_offset(d->a) != ffs_fs_offset(d->b) ||
+	    (la.n && memcmp(la.off, lb.off, la.n * sizeof(*la.off))))
+		goto out;
+	uint64_t base = ffs_fs_offset(d->a), last = UINT64_MAX;
+	uint64_t chunk = store_tree_chunk_size(d->ta);
+	if (chunk != store_tree_chunk_size(d->tb))
+		goto out;
+	same = true;
+	for (size_t i = 0; i < la.n && same; i++) {
+		for (uint64_t c = (base + la.off[i]) / chunk; c <= (base + la.off[i] + la.bs - 1) / chunk; c++) {
+			if (c == last)
+				continue;
+			last = c;
+			struct store_hash ha, hb;
+			if (store_tree_chunk_hash(d->ta, c, &ha) < 0 || store_tree_chunk_hash(d->tb, c, &hb) < 0 ||
+			    !store_hash_eq(&ha, &hb)) {
+				same = false;
+				break;
+			}
+		}
+	}
+out:
+	free(la.off);
+	free(lb.off);
+	return same;
+}
 
 static void report(struct diff *d, char what, const char *path)
 {
@@ -480,16 +540,15 @@ static void report(struct diff *d, char what, const char *path)
 	}
 }
 
-/* Same content? Equal inode number, size and ctime in both means the same
- * file in two snapshots of one filesystem (any write changes ctime);
- * otherwise compare the bytes. */
+/* Same content? Proven without reading data when the file occupies the
+ * same blocks and the store chunks under them are identical in both
+ * snapshots; otherwise the bytes are compared. */
 static int same_content(struct diff *d, uint64_t ia, const struct ffs_stat *sa, uint64_t ib,
 			const struct ffs_stat *sb)
 {
 	if (sa->size != sb->size)
 		return 0;
-	if (ia == ib && sa->ctime.tv_sec == sb->ctime.tv_sec && sa->ctime.tv_nsec == sb->ctime.tv_nsec &&
-	    sa->mtime.tv_sec == sb->mtime.tv_sec && sa->mtime.tv_nsec == sb->mtime.tv_nsec)
+	if ((sa->mode & 0170000) == 0100000 && same_blocks(d, ia, ib))
 		return 1;
 	if ((sa->mode & 0170000) == 0120000) {
 		char la[4096], lb[4096];
@@ -591,7 +650,7 @@ static int run_diff(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	snprintf(ta.path, sizeof(ta.path), "%s", path);
 	snprintf(tb.path, sizeof(tb.path), "%s", path);
-	struct diff d = { ctx, NULL, NULL, 0, 0 };
+	struct diff d = { ctx, NULL, NULL, ta.v->disks[0].tree, tb.v->disks[0].tree, 0, 0 };
 	uint64_t ia, ib;
 	char spec_a[4200], spec_b[4200];
 	snprintf(spec_a, sizeof(spec_a), "%s:%s", argv[1], path);

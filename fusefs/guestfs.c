@@ -297,3 +297,38 @@ int ffs_fs_readlink(struct ffs_fs *f, uint64_t ino, char *buf, size_t len)
 	buf[size] = 0;
 	return 0;
 }
+
+uint64_t ffs_fs_offset(const struct ffs_fs *f)
+{
+	return f->range.offset;
+}
+
+struct blk_iter {
+	struct ffs_fs *f;
+	int (*fn)(void *arg, uint64_t off, uint32_t len);
+	void *arg;
+	int rc;
+};
+
+static int blk_cb(ext2_filsys fs, blk64_t *blk, e2_blkcnt_t bcnt, blk64_t ref_blk,
+		  int ref_off, void *priv)
+{
+	struct blk_iter *it = priv;
+	uint32_t bs = fs->blocksize;
+	it->rc = it->fn(it->arg, *blk * bs, bs);
+	return it->rc ? BLOCK_ABORT : 0;
+}
+
+int ffs_fs_data_blocks(struct ffs_fs *f, uint64_t ino,
+		       int (*fn)(void *arg, uint64_t off, uint32_t len), void *arg)
+{
+	struct blk_iter it = { f, fn, arg, 0 };
+	if (ino < 1 || ino > UINT32_MAX)
+		return -ENOENT;
+	/* The callback runs under the lock: it must not call back into fs. */
+	pthread_mutex_lock(&f->lock);
+	errcode_t e = ext2fs_block_iterate3(f->fs, (ext2_ino_t)ino, BLOCK_FLAG_DATA_ONLY | BLOCK_FLAG_READ_ONLY,
+					    NULL, blk_cb, &it);
+	pthread_mutex_unlock(&f->lock);
+	return it.rc ? it.rc : to_errno(e);
+}

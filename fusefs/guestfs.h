@@ -45,6 +45,12 @@ int ffs_fs_readdir(struct ffs_fs *fs, uint64_t dir,
 /* Reads file data (holes read as zeros). Bytes read, or -errno (-EIO when
  * the disk below fails, e.g. a corrupt chunk in the store). */
 ssize_t ffs_fs_read(struct ffs_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off);
+/* Calls fn with the byte offset (from the start of the filesystem) of each
+ * data block of a file, in file order; holes are skipped. */
+int ffs_fs_data_blocks(struct ffs_fs *fs, uint64_t ino,
+		       int (*fn)(void *arg, uint64_t off, uint32_t len), void *arg);
+/* Offset of the filesystem on its disk (the partition start). */
+uint64_t ffs_fs_offset(const struct ffs_fs *fs);
 /* Symlink target, NUL-terminated; -ENAMETOOLONG if it does not fit. */
 int ffs_fs_readlink(struct ffs_fs *fs, uint64_t ino, char *buf, size_t len);
 #endif

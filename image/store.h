@@ -164,6 +164,8 @@ int store_unpin(struct store *s);
 int store_tree_open(struct store *s, const struct store_hash *root, struct store_tree **ret);
 void store_tree_free(struct store_tree *t);
 uint64_t store_tree_size(const struct store_tree *t);
+/* The chunk size the tree was built with (its chunks' span). */
+uint32_t store_tree_chunk_size(const struct store_tree *t);
 /* Reads up to len bytes at off. Returns bytes read (short only at the end of
  * the tree, 0 at or after it) or -errno (-EBADMSG: a corrupt chunk, named
  * in store_last_error). Touches only the chunks in the range. */

@@ -115,6 +115,11 @@ uint64_t store_tree_size(const struct store_tree *t)
 	return t->size;
 }
 
+uint32_t store_tree_chunk_size(const struct store_tree *t)
+{
+	return t->chunk;
+}
+
 uint32_t tree_chunk_size(const struct store_tree *t)
 {
 	return t->chunk;
