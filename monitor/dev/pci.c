@@ -101,21 +101,37 @@ static void update_bars(struct pci_dev *pd)
 
 /* ---- INTx ---- */
 
-static void drive_intx(struct pci_dev *pd)
+/* Drives the line from the device's level and Command.INTxDisable. Under
+ * msix_lock (the function's interrupt lock), so level changes from the
+ * device and command writes from config cycles reach the IOAPIC in the
+ * order they happened. */
+static void drive_intx_locked(struct pci_dev *pd)
 {
 	if (pd->slot == 0)
 		return;
-	int level = atomic_load(&pd->intx_level) &&
-		!(__atomic_load_n((uint16_t *)(pd->cfg + PCI_COMMAND), __ATOMIC_RELAXED) &
-		  PCI_CMD_INTX_OFF);
+	int level = atomic_load(&pd->intx_level) && !pd->intx_off;
 	host_send_intx(pd->host, BOOT_PCI_IRQ_PIN(pd->slot, 0), level);
+}
+
+/* Command register changed (host lock held). */
+static void intx_cmd_update(struct pci_dev *pd)
+{
+	bool off = rd16(pd->cfg + PCI_COMMAND) & PCI_CMD_INTX_OFF;
+	pthread_mutex_lock(&pd->msix_lock);
+	if (off != pd->intx_off) {
+		pd->intx_off = off;
+		drive_intx_locked(pd);
+	}
+	pthread_mutex_unlock(&pd->msix_lock);
 }
 
 void pci_set_intx(struct pci_dev *pd, int level)
 {
 	level = !!level;
+	pthread_mutex_lock(&pd->msix_lock);
 	if (atomic_exchange(&pd->intx_level, level) != level)
-		drive_intx(pd);
+		drive_intx_locked(pd);
+	pthread_mutex_unlock(&pd->msix_lock);
 }
 
 /* ---- MSI-X ---- */
@@ -383,8 +399,10 @@ void pci_dev_reset(struct pci_dev *pd)
 	pthread_mutex_unlock(&h->lock);
 	pthread_mutex_lock(&pd->msix_lock);
 	msix_reset(pd);
+	pd->intx_off = false;
+	atomic_store(&pd->intx_level, 0);
+	drive_intx_locked(pd);
 	pthread_mutex_unlock(&pd->msix_lock);
-	pci_set_intx(pd, 0);
 }
 
 /* ---- config cycles (host lock held) ---- */
@@ -423,7 +441,7 @@ static void cfg_write(struct pci_dev *pd, unsigned reg, const uint8_t *in, unsig
 	if (msix)
 		msix_ctrl_update(pd);
 	if (cmd)
-		drive_intx(pd);
+		intx_cmd_update(pd);
 }
 
 static struct pci_dev *cur_dev(struct pci_host *h, unsigned *reg)
@@ -535,10 +553,11 @@ int pci_dev_load(struct pci_dev *pd, struct rec_reader *r)
 		pd->msix_enabled = ctl & PCI_MSIX_ENABLE;
 		pd->msix_fmask = ctl & PCI_MSIX_FMASK;
 	}
+	pd->intx_off = rd16(pd->cfg + PCI_COMMAND) & PCI_CMD_INTX_OFF;
+	atomic_store(&pd->intx_level, intx);
+	drive_intx_locked(pd);
 	pthread_mutex_unlock(&pd->msix_lock);
 	pthread_mutex_unlock(&h->lock);
-	atomic_store(&pd->intx_level, intx);
-	drive_intx(pd);
 	return 0;
 }
 

@@ -94,8 +94,10 @@ struct pci_bar {
 };
 
 /* One PCI function. The config image, BARs and MSI-X enable/mask bits are
- * guarded by the host's lock (config cycles); the MSI-X table and PBA by
- * msix_lock, a leaf lock that may be taken under the device's own lock. */
+ * guarded by the host's lock (config cycles); the MSI-X table, PBA and the
+ * INTx line by msix_lock, a leaf lock (only the interrupt controller's
+ * locks are taken under it) that may be taken under the device's own lock
+ * or the host's. */
 struct pci_dev {
 	struct pci_host *host;
 	unsigned slot;
@@ -122,7 +124,8 @@ struct pci_dev {
 	bool msix_enabled, msix_fmask;  /* mirrors of message control */
 	uint8_t msix_table[PCI_MSIX_MAX * 16];
 	uint32_t msix_pba;
-	_Atomic int intx_level;
+	_Atomic int intx_level;         /* asserted by the device */
+	bool intx_off;                  /* Command.INTxDisable (under msix_lock) */
 };
 
 /* Initializes pd's header (no BARs or caps yet). Call once, before the

@@ -616,6 +616,7 @@ void virtio_dev_resume(struct dev *d)
 void virtio_dev_free(struct dev *d)
 {
 	struct virtio_dev *vd = (struct virtio_dev *)d;
+	stop_worker(vd);                /* before the backend goes away */
 	if (vd->ops->release)
 		vd->ops->release(vd);
 	virtio_dev_destroy(vd);
