@@ -247,15 +247,25 @@ static void __attribute__((noinline)) exec_blocks(struct bt_cpu *c)
 			s->check_events = 1;
 			continue;
 		}
-		for (; i < end; i++) {
-			c->next_rip = c->rip + i->len;
-			i->exec(c, i);
-			c->rip = c->next_rip;
-			if (__builtin_expect(s->end_block, 0)) {
-				i++;
-				break;
-			}
+		/* Unrolled so that consecutive instructions dispatch from
+		 * different indirect call sites, which the host's branch
+		 * predictor tells apart. */
+#define STEP() do { \
+			c->next_rip = c->rip + i->len; \
+			i->exec(c, i); \
+			c->rip = c->next_rip; \
+			i++; \
+			if (__builtin_expect(s->end_block, 0) || i == end) \
+				goto done; \
+		} while (0)
+		for (;;) {
+			STEP();
+			STEP();
+			STEP();
+			STEP();
 		}
+#undef STEP
+done:
 		s->insns += (uint64_t)(i - b->insn);
 		if (c->mode != BT_MODE64)
 			c->rip &= 0xffffffffULL;
