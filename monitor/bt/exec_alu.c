@@ -345,6 +345,20 @@ static void NAME(struct bt_cpu *c, const struct bt_insn *i) \
 SHIFT_RI(shl_ri_4, 4, 4) SHIFT_RI(shl_ri_8, 4, 8)
 SHIFT_RI(shr_ri_4, 5, 4) SHIFT_RI(shr_ri_8, 5, 8)
 SHIFT_RI(sar_ri_4, 7, 4) SHIFT_RI(sar_ri_8, 7, 8)
+/* ... by 1 (D1) and by CL (D3) */
+#define SHIFT_RX(NAME, OP, SZ, CNT) \
+static void NAME(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	unsigned cnt = (unsigned)(CNT) & (SZ == 8 ? 63 : 31); \
+	if (!cnt) { reg_wr(c, i, i->rm, SZ, reg_rd(c, i, i->rm, SZ)); return; } \
+	reg_wr(c, i, i->rm, SZ, shift_op(c, OP, SZ, reg_rd(c, i, i->rm, SZ), cnt)); \
+}
+SHIFT_RX(shl_r1_4, 4, 4, 1) SHIFT_RX(shl_r1_8, 4, 8, 1)
+SHIFT_RX(shr_r1_4, 5, 4, 1) SHIFT_RX(shr_r1_8, 5, 8, 1)
+SHIFT_RX(sar_r1_4, 7, 4, 1) SHIFT_RX(sar_r1_8, 7, 8, 1)
+SHIFT_RX(shl_rc_4, 4, 4, c->r[1]) SHIFT_RX(shl_rc_8, 4, 8, c->r[1])
+SHIFT_RX(shr_rc_4, 5, 4, c->r[1]) SHIFT_RX(shr_rc_8, 5, 8, c->r[1])
+SHIFT_RX(sar_rc_4, 7, 4, c->r[1]) SHIFT_RX(sar_rc_8, 7, 8, c->r[1])
 
 /* SHLD/SHRD: 0F A4/A5 (left), 0F AC/AD (right). */
 static void ex_shxd(struct bt_cpu *c, const struct bt_insn *i)
@@ -447,7 +461,17 @@ bt_exec_fn bt_sel_alu(const struct bt_insn *i)
 				}
 			}
 			return ex_shift;
-		case 0xc0: case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+		case 0xd1: case 0xd3:
+			if (!mem && (i->opsize == 4 || i->opsize == 8)) {
+				int e = i->opsize == 8, one = b == 0xd1;
+				switch (i->reg & 7) {
+				case 4: case 6: return one ? (e ? shl_r1_8 : shl_r1_4) : (e ? shl_rc_8 : shl_rc_4);
+				case 5: return one ? (e ? shr_r1_8 : shr_r1_4) : (e ? shr_rc_8 : shr_rc_4);
+				case 7: return one ? (e ? sar_r1_8 : sar_r1_4) : (e ? sar_rc_8 : sar_rc_4);
+				}
+			}
+			return ex_shift;
+		case 0xc0: case 0xd0: case 0xd2:
 			return ex_shift;
 		}
 		return NULL;

@@ -207,11 +207,13 @@ static void ex_cvts2si(struct bt_cpu *c, const struct bt_insn *i)
 	sse_src(c, i, &s, ss ? 4 : 8, 0);
 	uint64_t r;
 	uint32_t h = mx_enter(c);
-#define CV(insn) __asm__ volatile("movdqu %1, %%xmm0\n\t" insn " %%xmm0, %0" : "=r"(r) : "m"(s) : "xmm0")
-	if (ss && trunc) { if (q) CV("cvttss2siq"); else CV("cvttss2sil %%xmm0, %k0\n\tnop #"); }
-	else if (ss) { if (q) CV("cvtss2siq"); else CV("cvtss2sil %%xmm0, %k0\n\tnop #"); }
-	else if (trunc) { if (q) CV("cvttsd2siq"); else CV("cvttsd2sil %%xmm0, %k0\n\tnop #"); }
-	else { if (q) CV("cvtsd2siq"); else CV("cvtsd2sil %%xmm0, %k0\n\tnop #"); }
+	/* %q0 / %k0: the 64- or 32-bit name of the output register */
+#define CV(insn, w) __asm__ volatile("movdqu %1, %%xmm0\n\t" insn " %%xmm0, %" w "0" \
+				     : "=r"(r) : "m"(s) : "xmm0")
+	if (ss && trunc) { if (q) CV("cvttss2si", "q"); else CV("cvttss2si", "k"); }
+	else if (ss) { if (q) CV("cvtss2si", "q"); else CV("cvtss2si", "k"); }
+	else if (trunc) { if (q) CV("cvttsd2si", "q"); else CV("cvttsd2si", "k"); }
+	else { if (q) CV("cvtsd2si", "q"); else CV("cvtsd2si", "k"); }
 #undef CV
 	mx_leave(c, h);
 	reg_wr(c, i, i->reg, q ? 8 : 4, r);
