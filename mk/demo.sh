@@ -8,8 +8,8 @@ BUILD=${BUILD:-build}
 ROAM="$PWD/$BUILD/roam"
 D=$(mktemp -d /tmp/roam-demo.XXXXXX)
 export ROAM_STORE="$D/store"
-trap 'exec 3>&- 2>/dev/null; kill $pid 2>/dev/null; rm -rf "$D"' EXIT
-pid=0
+trap 'rc=$?; exec 3>&-; kill "$pid" 2>/dev/null || true; rm -rf "$D"; exit $rc' EXIT
+pid=999999999
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # wait_for PATTERN SECONDS: until the guest console shows PATTERN.
 wait_for() {
@@ -47,6 +47,10 @@ guest 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 1; done &'
 guest 'echo marker-$((6*7))'
 wait_for 'marker-42' 60
 sleep 3
+guest 'echo count-before-$(cat /tmp/count)'
+wait_for 'count-before-[0-9]' 60
+before=$(grep -ao 'count-before-[0-9][0-9]*' "$D/console" | head -n 1 | sed 's/.*-//')
+echo "the guest's counter is at $before"
 say "roam suspend demo   (memory, CPU, devices and disk into the store)"
 "$ROAM" suspend demo
 wait "$pid" || true
@@ -60,10 +64,11 @@ say "roam run demo   (resume where it was)"
 t0=$(date +%s)
 start
 guest 'echo count-now-$(cat /tmp/count); cat /mnt/note.txt; cat /proc/uptime'
-wait_for 'count-now-' 120
-sed -n 's/.*\(count-now-[0-9]*\).*/\1/p' "$D/console" | head -n 1
+wait_for 'count-now-[0-9]' 120
+after=$(grep -ao 'count-now-[0-9][0-9]*' "$D/console" | head -n 1 | sed 's/.*-//')
 grep -a 'written before suspend' "$D/console" | head -n 1
-echo "resumed and answered in $(( $(date +%s) - t0 )) s; the counter kept counting from where it was"
+echo "resumed and answered in $(( $(date +%s) - t0 )) s; the counter went on from $before to $after"
+[ "$after" -ge "$before" ] || { echo "demo: the counter went backwards" >&2; exit 1; }
 say "roam suspend demo"
 "$ROAM" suspend demo
 wait "$pid" || true
