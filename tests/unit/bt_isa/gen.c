@@ -670,9 +670,17 @@ static void t_string(struct gen *g)
 	static const uint8_t ops[5] = { 0xa4, 0xa6, 0xaa, 0xac, 0xae };
 	int n = RN(g, 4) == 0 ? RN(g, 600) : RN(g, 40);
 	int rep = RN(g, 4) ? (op == 1 || op == 4 ? (RN(g, 2) ? 0xf3 : 0xf2) : 0xf3) : 0;
-	/* n * size stays inside the data area in either direction */
-	lea_data(g, 6, 5000 + RN(g, 6000));
-	lea_data(g, 7, 5000 + RN(g, 6000));
+	/* n * size stays inside the data area in either direction, or
+	 * (sometimes) runs off its end or start: a page fault mid-way */
+	if (RN(g, 6) == 0) {
+		int32_t lo = down ? RN(g, 64) : (int32_t)ISA_DATA_SIZE - 64 + RN(g, 64) - 64;
+		n = 100 + RN(g, 400);
+		lea_data(g, 6, RN(g, 2) ? lo : 5000 + RN(g, 6000));
+		lea_data(g, 7, RN(g, 2) ? lo : 5000 + RN(g, 6000));
+	} else {
+		lea_data(g, 6, 5000 + RN(g, 6000));
+		lea_data(g, 7, 5000 + RN(g, 6000));
+	}
 	mov_imm32(g, 1, (uint32_t)n);
 	if (down) {
 		put(g, 0xfd);

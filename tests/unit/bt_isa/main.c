@@ -22,12 +22,38 @@ struct bt_env {
 	struct bt_cpu c;
 };
 
+/* Guest page tables: identity map of the first 32 MiB with 2 MiB pages,
+ * except the 2 MiB around the test areas, where exactly the pages the
+ * native child maps are present (data, code, stack), so running off the
+ * data area faults in both worlds. */
+#define ISA_PT 0x1800000ull
+static void build_page_tables(struct guest_mem *m)
+{
+	uint64_t *pml4 = gmem_ptr(m, ISA_PT, 4096), *pdpt = gmem_ptr(m, ISA_PT + 0x1000, 4096);
+	uint64_t *pd = gmem_ptr(m, ISA_PT + 0x2000, 4096), *pt = gmem_ptr(m, ISA_PT + 0x3000, 4096);
+	memset(pml4, 0, 4 * 4096);
+	pml4[0] = (ISA_PT + 0x1000) | 7;
+	pdpt[0] = (ISA_PT + 0x2000) | 7;
+	for (uint64_t k = 0; k < ISA_RAM >> 21; k++)
+		pd[k] = (k << 21) | 0x87;                  /* P RW US PS */
+	uint64_t big = ISA_DATA >> 21;
+	pd[big] = (ISA_PT + 0x3000) | 7;
+	pd[big - 1] = 0;                                   /* below the data: unmapped */
+	const struct { uint64_t a, n; } maps[] = {
+		{ ISA_DATA, ISA_DATA_SIZE }, { ISA_CODE, ISA_CODE_SIZE }, { ISA_STACK, ISA_STACK_SIZE },
+	};
+	for (unsigned k = 0; k < 3; k++)
+		for (uint64_t a = maps[k].a; a < maps[k].a + maps[k].n; a += 4096)
+			pt[(a >> 12) & 511] = a | 7;
+}
+
 static int env_init(struct bt_env *e)
 {
 	memset(&e->vm, 0, sizeof(e->vm));
 	int r = gmem_new(ISA_RAM, &e->vm.mem);
 	if (r)
 		return r;
+	build_page_tables(e->vm.mem);
 	r = bt_cpu_init(&e->c, &e->vm, 0);
 	if (r)
 		gmem_free(e->vm.mem);
@@ -40,11 +66,13 @@ static void env_fini(struct bt_env *e)
 	gmem_free(e->vm.mem);
 }
 
-/* 64-bit user mode, paging off (identity), OSFXSR/OSXMMEXCPT. */
+/* 64-bit user mode, 4-level paging mapping what the native child maps,
+ * OSFXSR/OSXMMEXCPT. */
 static void cpu_setup(struct bt_cpu *c, const struct isa_state *in)
 {
-	c->cr0 = 0x33;                   /* PE, MP, ET, NE */
-	c->cr4 = (1u << 9) | (1u << 10);
+	c->cr0 = 0x80000033;             /* PG, PE, MP, ET, NE */
+	c->cr3 = ISA_PT;
+	c->cr4 = (1u << 5) | (1u << 9) | (1u << 10);   /* PAE, OSFXSR, OSXMMEXCPT */
 	c->efer = 0x500;                 /* LME, LMA */
 	c->seg[SEG_CS].attr = 0xb | SEG_ATTR_S | (3 << 5) | SEG_ATTR_P | SEG_ATTR_L;
 	c->seg[SEG_CS].sel = 0x33;
@@ -57,6 +85,7 @@ static void cpu_setup(struct bt_cpu *c, const struct isa_state *in)
 		c->seg[s].sel = 0x2b;
 	}
 	bt_mode_changed(c);
+	bt_tlb_flush_all(c);
 	memcpy(c->r, in->r, sizeof(c->r));
 	bt_set_rflags(c, in->rflags);
 	memcpy(c->xmm, in->xmm, sizeof(c->xmm));
