@@ -59,11 +59,16 @@ static struct eop emem(struct gen *g, int size, int align)
 	e.scale = RN(g, 4);
 	int32_t max = (int32_t)ISA_DATA_SIZE - 2048 - 64;
 	e.disp = RN(g, 3) == 0 ? RN(g, 120) : RN(g, max);
+	if (RN(g, 64) == 0) {
+		/* at the end of the data area: the access crosses into (or
+		 * lies in) the unmapped page after it */
+		e.index = 0;
+		e.disp = (int32_t)ISA_DATA_SIZE - 1 - RN(g, size + 4);
+	}
 	if (align) {
 		e.index = 0;
 		e.disp &= ~(align - 1);
 	}
-	(void)size;
 	return e;
 }
 
