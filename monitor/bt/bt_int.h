@@ -27,6 +27,13 @@ struct vm;
 struct bt_engine;
 struct bt_sys;
 
+/* CPU model (cpuid.c, system half) — the features CPUID advertises, which
+ * the ISA half implements: FPU, TSC, CX8, CMOV, PAT, CLFLUSH, MMX, FXSR,
+ * SSE, SSE2, CX16 (CMPXCHG16B), POPCNT, ERMS/FSRM (REP MOVSB/STOSB hints),
+ * SYSCALL, NX, LM, RDTSCP, 1 GiB pages. Not advertised (do not rely on
+ * them being reachable from a well-behaved guest): SSE3 and later,
+ * LAHF/SAHF in 64-bit mode, MOVBE, RDRAND, XSAVE/AVX, FSGSBASE. */
+
 /* Exception vectors. */
 enum { BT_DE = 0, BT_DB = 1, BT_NMI = 2, BT_BP = 3, BT_OF = 4, BT_BR = 5,
        BT_UD = 6, BT_NM = 7, BT_DF = 8, BT_TS = 10, BT_NP = 11, BT_SS = 12,
@@ -149,8 +156,7 @@ bt_exec_fn bt_select(const struct bt_insn *i);
  * LZCNT/TZCNT, as on current hardware), MOVBE, CRC32, LAHF/SAHF in 64-bit
  * mode; x87 (host FPU); FXSR; SSE, SSE2, SSE3, SSSE3, SSE4.1, SSE4.2 (run
  * on the host SSE unit, checked against the host in tests/unit/bt_isa).
- * MMX on the host MMX unit. Not implemented (bt_select returns NULL, so
- * #UD): FBLD/FBSTP; not decoded (#UD): 3DNow!, AVX/VEX/EVEX/XOP, AES, PCLMULQDQ,
+ * MMX on the host MMX unit. Not decoded (#UD): 3DNow!, AVX/VEX/EVEX/XOP, AES, PCLMULQDQ,
  * SHA, RDRAND/RDSEED, BMI, ADX, XSAVE. */
 
 /* ---- system instructions (system half) ----

@@ -932,6 +932,41 @@ static void ex_fxrstor(struct bt_cpu *c, const struct bt_insn *i)
 		c->fsw &= (uint16_t)~(FSW_ES | FSW_B);
 }
 
+/* DF /4 FBLD m80bcd, DF /6 FBSTP m80bcd: packed BCD through the host. */
+static void ex_fbcd(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint8_t b[16] = { 0 };
+	int seg = bt_ea_seg(i), ok = 1;
+	uint64_t off = bt_ea(c, i);
+	fpu_wait_check(c);
+	if ((i->reg & 7) == 4) {
+		bt_read_buf(c, seg, off, b, 10);
+		if (tag(c, (top(c) - 1) & 7) != TAG_EMPTY) {
+			fpush(c, 0);
+			return;
+		}
+		long double v;
+		uint16_t h = fp_enter(c);
+		__asm__ volatile("fbld %1" : "=t"(v) : "m"(*(const uint8_t (*)[10])b));
+		fp_leave(c, h, 0);
+		fpush(c, v);
+		return;
+	}
+	long double v = st_get(c, 0, &ok);
+	if (!ok && unmasked_ie(c))
+		return;
+	uint8_t probe[10];
+	bt_read_buf(c, seg, off, probe, 10);      /* write faults come first */
+	uint16_t h = fp_enter(c), sw = 0;
+	__asm__ volatile("fbstp %0\n\tfnstsw %1" : "=m"(*(uint8_t (*)[10])b), "=m"(sw) : "t"(v) : "st");
+	uint16_t before = c->fsw;
+	fp_leave(c, h, sw);
+	if ((c->fsw & FSW_ES) && !(before & FSW_ES) && (c->fsw & FSW_IE))
+		return;                                 /* unmasked invalid: no store */
+	bt_write_buf(c, seg, off, b, 10);
+	fpop(c);
+}
+
 bt_exec_fn bt_sel_fpu(const struct bt_insn *i)
 {
 	uint8_t b = BT_BYTE(i->op);
@@ -979,7 +1014,7 @@ bt_exec_fn bt_sel_fpu(const struct bt_insn *i)
 		return ex_fucom;
 	default: /* 0xdf */
 		if (!reg) {
-			if (op == 4 || op == 6) return NULL;              /* FBLD/FBSTP */
+			if (op == 4 || op == 6) return ex_fbcd;           /* FBLD/FBSTP */
 			return ex_fldst;
 		}
 		if (op == 4) return ex_fctl;                          /* FNSTSW AX */

@@ -971,7 +971,7 @@ static void t_x87(struct gen *g)
 {
 	int n = 2 + RN(g, 6);
 	for (int j = 0; j < n; j++) {
-		int k = RN(g, 10);
+		int k = RN(g, 11);
 		struct enc x = { .modrm = 1 };
 		switch (k) {
 		case 0: case 1: { /* loads from memory */
@@ -1034,6 +1034,15 @@ static void t_x87(struct gen *g)
 			emit(g, &x);
 			break;
 		}
+		case 9:
+			if (RN(g, 3) == 0) {         /* FBSTP / FBLD */
+				x.op = 0xdf;
+				x.reg = RN(g, 2) ? 6 : 4;
+				x.e = emem(g, 10, 8);
+				emit(g, &x);
+				break;
+			}
+			/* fall through */
 		default: /* FNSTSW AX / FXCH */
 			put(g, RN(g, 2) ? 0xdf : 0xd9);
 			put(g, g->p[g->n - 1] == 0xdf ? 0xe0 : (uint8_t)(0xc8 | RN(g, 4)));

@@ -374,7 +374,7 @@ static void test_speed(void)
 
 /* Every valid, non-system encoding (each map, opcode, mandatory prefix,
  * REX.W, ModRM /digit, register and memory form) in 64- and 32-bit mode
- * has an exec function, except the few documented in bt_int.h. */
+ * has an exec function. */
 static void test_select_coverage(void)
 {
 	static const uint8_t pfx[4] = { 0, 0x66, 0xf3, 0xf2 };
@@ -402,9 +402,6 @@ static void test_select_coverage(void)
 			b[n++] = (uint8_t)((mr < 8 ? 0xc0 : 0x00) | ((mr & 7) << 3) | (mr < 8 ? 1 : 3));
 			struct bt_insn in;
 			if (bt_decode(b, 15, m, &in) || (in.flags & BT_I_SYS) || bt_select(&in))
-				continue;
-			/* FBLD/FBSTP (DF /4, /6 memory) are not implemented */
-			if (in.op == BT_OP(0, 0xdf) && in.mod != 3 && ((in.reg & 7) == 4 || (in.reg & 7) == 6))
 				continue;
 			if (missing++ < 20)
 				printf("  no exec: mode %d map %d op %02x pfx %02x w %d modrm %02x\n",
