@@ -128,9 +128,17 @@ static int decode_cross(struct bt_cpu *c, uint64_t la, const uint8_t *h1, struct
 }
 
 /* REP string instructions restart themselves (next_rip = rip) after a
- * bounded amount of work, so they end their block like a branch. */
+ * bounded amount of work, so they end their block like a branch; PAUSE
+ * ends its block so that a spinning vCPU can give way to the others. */
+static bool is_pause(const struct bt_insn *i)
+{
+	return i->op == BT_OP(0, 0x90) && i->rep == 0xf3 && !i->rex;
+}
+
 static bool ends_block(const struct bt_insn *i)
 {
+	if (is_pause(i))
+		return true;   /* a spin-wait: the scheduler may switch vCPUs */
 	if (!i->rep || BT_MAP(i->op) != 0)
 		return false;
 	uint8_t b = (uint8_t)BT_BYTE(i->op);
@@ -210,6 +218,7 @@ static struct bt_block *build(struct bt_cpu *c, uint64_t la, const uint8_t *h, u
 	if (pos > room)
 		pos = room;
 	b->key = key;
+	b->pause = is_pause(&ins[n - 1]);
 	b->mode = c->mode;
 	b->valid = 1;
 	b->n = (uint16_t)n;

@@ -277,6 +277,8 @@ done:
 		} else if (!s->end_block && b->gen) {
 			s->prev = b;
 		}
+		if (b->pause && e->ncpus > 1)
+			return;   /* spin-wait: let the vCPU it waits for run */
 	}
 }
 

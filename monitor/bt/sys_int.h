@@ -88,6 +88,7 @@ struct bt_block {
 	uint8_t mode;                 /* enum bt_mode it was decoded for */
 	uint8_t valid;
 	uint8_t next_slot;            /* successor slot to replace next */
+	uint8_t pause;                /* ends with PAUSE: other vCPUs may run */
 	uint16_t n;                   /* instructions */
 	uint16_t nbytes;              /* guest code bytes (within one page) */
 	uint64_t gen;                 /* unique id (0: never chained to) */
