@@ -73,7 +73,7 @@ unit-bins: $(UNIT_BINS)
 # names in FUZZ_SRCS_NAME (built with clang, ASan + UBSan).
 FUZZ_BINS := $(FUZZERS:%=build/fuzz/%)
 fuzz: $(FUZZ_BINS)
-build/fuzz/%: tests/fuzz/%.c
+build/fuzz/%: tests/fuzz/%.c $$(FUZZ_SRCS_$$*)
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
 		-o $@ $< $(FUZZ_SRCS_$*) $(PKG_LIBS) -lm
