@@ -38,7 +38,12 @@ while [ $i -lt 20 ]; do
 	pid=$!
 	ms=$(( $(rand_ms) % span ))
 	sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
-	if kill -9 "$pid" 2>/dev/null; then killed=$((killed + 1)); fi
+	# Adapt the window so that most kills land inside a running import.
+	if kill -9 "$pid" 2>/dev/null; then
+		killed=$((killed + 1)); span=$((span * 5 / 4 + 1))
+	else
+		span=$((span * 2 / 3 + 1))
+	fi
 	wait "$pid" 2>/dev/null
 	if ! "$ROAM" verify >"$T/v.out" 2>&1; then
 		bad=$((bad + 1))
