@@ -158,7 +158,7 @@ static void *reader_main(void *arg)
 		sl->n = (unsigned)(im->nchunks - sl->first < im->per_job ? im->nchunks - sl->first :
 				   im->per_job);
 		int r = 0;
-		for (unsigned i = 0; i < sl->n && !r; i++) {
+		for (unsigned i = 0; i < sl->n; i++) {
 			uint64_t off = (sl->first + i) * im->chunk;
 			size_t len = im->size - off < im->chunk ? (size_t)(im->size - off) : im->chunk;
 			sl->len[i] = len;
@@ -175,11 +175,22 @@ static void *reader_main(void *arg)
 					data_end = e < 0 ? im->size : (uint64_t)e;
 				}
 			}
-			if (seek_ok && data_start >= off + len) {
-				sl->what[i] = C_ZERO;   /* inside a hole */
+			if (seek_ok && data_start >= off + len)
+				sl->what[i] = C_ZERO;   /* inside a hole: not read */
+		}
+		/* Read each run of data chunks with one call. */
+		for (unsigned i = 0; i < sl->n && !r;) {
+			if (sl->what[i] == C_ZERO) {
+				i++;
 				continue;
 			}
-			r = read_full(im->fd, sl->in + (size_t)i * im->chunk, len, off);
+			unsigned k = i;
+			size_t len = 0;
+			while (k < sl->n && sl->what[k] != C_ZERO)
+				len += sl->len[k++];
+			r = read_full(im->fd, sl->in + (size_t)i * im->chunk, len,
+				      (sl->first + i) * im->chunk);
+			i = k;
 		}
 		pthread_mutex_lock(&im->m);
 		sl->err = r;
