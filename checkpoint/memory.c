@@ -1,6 +1,7 @@
 /* Saving and restoring guest RAM as store trees (memory.h). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,6 +62,7 @@ struct restore_job {
 	uint64_t size, chunk, next;
 	pthread_mutex_t lock;
 	int rc;
+	char msg[300];        /* the worker's store_last_error (thread-local) */
 };
 
 /* Workers take runs of chunks and read the non-zero ones into RAM. */
@@ -90,8 +92,11 @@ static void *restore_worker(void *arg)
 			}
 			if (rc < 0) {
 				pthread_mutex_lock(&j->lock);
-				if (!j->rc)
+				if (!j->rc) {
 					j->rc = rc;
+					snprintf(j->msg, sizeof(j->msg), "chunk %llu: %s", (unsigned long long)c,
+						 rc == -EBADMSG || rc == -ENOENT ? store_last_error() : strerror(-rc));
+				}
 				pthread_mutex_unlock(&j->lock);
 				return NULL;
 			}
@@ -99,14 +104,19 @@ static void *restore_worker(void *arg)
 	}
 }
 
-int ckpt_mem_restore(struct store *s, const struct store_hash *root, struct guest_mem *m)
+int ckpt_mem_restore(struct store *s, const struct store_hash *root, struct guest_mem *m,
+		     char *err, size_t errlen)
 {
 	struct restore_job j = { .ram = gmem_base(m), .size = gmem_size(m),
 				 .chunk = store_chunk_size(s) };
 	int rc = store_tree_open(s, root, &j.t);
-	if (rc < 0)
+	if (rc < 0) {
+		snprintf(err, errlen, "%s", store_last_error());
 		return rc;
+	}
 	if (store_tree_size(j.t) != j.size) {
+		snprintf(err, errlen, "the memory image has %llu bytes, the VM %llu",
+			 (unsigned long long)store_tree_size(j.t), (unsigned long long)j.size);
 		store_tree_free(j.t);
 		return -EINVAL;
 	}
@@ -122,5 +132,7 @@ int ckpt_mem_restore(struct store *s, const struct store_hash *root, struct gues
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&j.lock);
 	store_tree_free(j.t);
+	if (j.rc)
+		snprintf(err, errlen, "%s", j.msg);
 	return j.rc;
 }

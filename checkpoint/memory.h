@@ -22,6 +22,8 @@ int ckpt_mem_save_full(struct store *s, struct guest_mem *m, struct store_hash *
  * 4 KiB page of RAM (gmem_take_dirty layout) for pages written since base. */
 int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store_hash *base,
 			const uint64_t *dirty, struct store_hash *ret, struct ckpt_mem_stats *stats);
-/* Loads tree root into fresh (zeroed) RAM: zero chunks are skipped. */
-int ckpt_mem_restore(struct store *s, const struct store_hash *root, struct guest_mem *m);
+/* Loads tree root into fresh (zeroed) RAM: zero chunks are skipped. On
+ * failure err says which chunk or object and why. */
+int ckpt_mem_restore(struct store *s, const struct store_hash *root, struct guest_mem *m,
+		     char *err, size_t errlen);
 #endif

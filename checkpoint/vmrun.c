@@ -17,6 +17,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "checkpoint/lazymem.h"
 #include "checkpoint/memory.h"
 #include "checkpoint/overlay.h"
 #include "checkpoint/state.h"
@@ -47,6 +48,9 @@ struct session {
 	bool have_mem_base;
 	struct store_hash mem_base;
 	bool dirty_logging;          /* the engine's dirty log runs (dirty_log_start done) */
+	struct ckpt_lazy *lazy;      /* memory still loading lazily (lazymem.h) */
+	_Atomic bool mem_failed;     /* a chunk of memory could not be loaded */
+	char mem_error[400];
 	uint64_t *dirty, *dirty_tmp; /* pages written since mem_base; scratch */
 	size_t dirty_words;
 	bool suspended;
@@ -192,20 +196,25 @@ static int build_vm(struct session *se, char *err, size_t errlen)
 			 se->name, (unsigned long long)(se->cfg.mem >> 20), (unsigned long long)(host >> 20));
 		return -ENOMEM;
 	}
-	char kernel[PATH_MAX + 16], initrd[PATH_MAX + 16];
-	int rc = export_root(se, "kernel", "kernel", kernel, sizeof(kernel), err, errlen);
-	if (rc == 0) {
-		snprintf(err, errlen, "VM %s has no kernel", se->name);
-		return -EINVAL;
+	char kernel[PATH_MAX + 16] = "", initrd[PATH_MAX + 16];
+	int rc, has_initrd = 0;
+	/* Only a boot reads the kernel and initrd: a resume skips exporting
+	 * them (megabytes before the guest's first instruction). */
+	if (!store_commit_root(se->commit, "state")) {
+		rc = export_root(se, "kernel", "kernel", kernel, sizeof(kernel), err, errlen);
+		if (rc == 0) {
+			snprintf(err, errlen, "VM %s has no kernel", se->name);
+			return -EINVAL;
+		}
+		if (rc < 0)
+			return rc;
+		has_initrd = export_root(se, "initrd", "initrd", initrd, sizeof(initrd), err, errlen);
+		if (has_initrd < 0)
+			return has_initrd;
 	}
-	if (rc < 0)
-		return rc;
-	int has_initrd = export_root(se, "initrd", "initrd", initrd, sizeof(initrd), err, errlen);
-	if (has_initrd < 0)
-		return has_initrd;
 	struct vm_config vc = {
 		.mem_size = se->cfg.mem, .ncpus = se->cfg.cpus, .engine = se->opts->engine,
-		.kernel = kernel, .initrd = has_initrd ? initrd : NULL, .append = se->cfg.append,
+		.kernel = kernel[0] ? kernel : NULL, .initrd = has_initrd ? initrd : NULL, .append = se->cfg.append,
 		.rng = se->cfg.rng, .console_in = se->opts->console_in,
 		.console_out = se->opts->console_out,
 		/* A VM in the store may be resumed on another host, under the
@@ -265,6 +274,48 @@ static bool needs_full_save(const struct session *se)
 	return !se->have_mem_base || (se->vm->eng_ops->dirty_log && !se->dirty_logging);
 }
 
+/* A chunk of lazily loaded memory is missing or corrupt: the guest stops
+ * and nothing of this run is saved (the faulting page got zeros). */
+static void lazy_failed(void *arg, int err, const char *msg)
+{
+	struct session *se = arg;
+	snprintf(se->mem_error, sizeof(se->mem_error), "%s", msg);
+	atomic_store(&se->mem_failed, true);
+	vm_request_stop(se->vm, VM_STOP_ERROR, 1, "VM %s: %s; nothing of this run is saved", se->name, msg);
+}
+
+/* Lazily with userfaultfd where the host allows it, unless ROAM_RESTORE=eager;
+ * else eagerly (every non-zero chunk read before the guest runs). */
+static int restore_memory(struct session *se, const struct store_hash *root, char *err, size_t errlen)
+{
+	const char *mode = getenv("ROAM_RESTORE");
+	int rc;
+	if (!mode || strcmp(mode, "eager")) {
+		rc = ckpt_lazy_start(store_path(se->s), root, se->vm->mem, lazy_failed, se, &se->lazy);
+		if (rc == 0) {
+			notice(se, "mapping %llu MiB of memory lazily (userfaultfd)",
+			       (unsigned long long)(se->cfg.mem >> 20));
+			return 0;
+		}
+		if (rc != -ENOSYS && rc != -EPERM && rc != -EINVAL && rc != -EOPNOTSUPP && rc != -ENOMEM) {
+			snprintf(err, errlen, "VM %s: cannot restore its memory: %s", se->name,
+				 rc == -EBADMSG || rc == -ENOENT ? store_last_error() : strerror(-rc));
+			return rc;
+		}
+		notice(se, "userfaultfd is not available here (%s); loading memory before resuming",
+		       strerror(-rc));
+	}
+	uint64_t t0 = now_ns();
+	char why[400];
+	rc = ckpt_mem_restore(se->s, root, se->vm->mem, why, sizeof(why));
+	if (rc < 0)
+		snprintf(err, errlen, "VM %s: cannot restore its memory: %s", se->name, why);
+	else
+		notice(se, "restored %llu MiB of memory in %.2f s", (unsigned long long)(se->cfg.mem >> 20),
+		       (double)(now_ns() - t0) / 1e9);
+	return rc;
+}
+
 /* Resume from the commit's memory and state, or boot. */
 static int start_vm(struct session *se, char *err, size_t errlen)
 {
@@ -285,16 +336,8 @@ static int start_vm(struct session *se, char *err, size_t errlen)
 	}
 	struct ckpt_mach mach;
 	rc = ckpt_state_peek(buf, len, &mach, err, errlen);
-	if (rc == 0) {
-		uint64_t t0 = now_ns();
-		rc = ckpt_mem_restore(se->s, &mem->hash, se->vm->mem);
-		if (rc < 0)
-			snprintf(err, errlen, "VM %s: cannot restore its memory: %s", se->name,
-				 rc == -EBADMSG || rc == -ENOENT ? store_last_error() : strerror(-rc));
-		else
-			notice(se, "restored %llu MiB of memory in %.2f s", (unsigned long long)(se->cfg.mem >> 20),
-			       (double)(now_ns() - t0) / 1e9);
-	}
+	if (rc == 0)
+		rc = restore_memory(se, &mem->hash, err, errlen);
 	if (rc == 0)
 		rc = ckpt_state_load(se->vm, buf, len, err, errlen);
 	free(buf);
@@ -340,6 +383,19 @@ static int save(struct session *se, enum save_kind kind, const char *tag, const 
 		 : kind == SAVE_SUSPEND ? "suspend" : kind == SAVE_POWEROFF ? "powered off" : "checkpoint");
 	c.message = msg;
 	uint64_t t0 = now_ns(), mem_bytes = 0, disk_bytes = 0;
+	if (atomic_load(&se->mem_failed)) {
+		snprintf(err, errlen, "VM %s: %s; nothing saved", se->name, se->mem_error);
+		return -EIO;
+	}
+	/* A full save reads RAM through the memfd, where pages not yet
+	 * loaded read as zeros: load them all first. */
+	if (kind != SAVE_POWEROFF && se->lazy && needs_full_save(se)) {
+		int lrc = ckpt_lazy_finish(se->lazy);
+		if (lrc < 0) {
+			snprintf(err, errlen, "VM %s: %s; nothing saved", se->name, se->mem_error);
+			return lrc;
+		}
+	}
 	int rc = store_txn_begin(se->s);
 	if (rc < 0)
 		goto fail;
@@ -625,6 +681,7 @@ static void cleanup(struct session *se)
 		close(se->ctl_fd);
 	/* The event loop is stopped (vm_run ended, or never started). */
 	ev_timer_free(se->esc_timer);
+	ckpt_lazy_free(se->lazy);    /* the guest no longer runs */
 	vm_free(se->vm);
 	for (int i = 0; i < se->ndisks && !se->ov_given; i++)
 		blockdev_free(ckpt_overlay_bdev(se->ov[i]));
@@ -675,6 +732,16 @@ int ckpt_vm_run(const char *store_path, const char *name, const struct ckpt_run_
 		notice(&se, "resumed %s", name);
 	int status = vm_run(se.vm);
 	int why = atomic_load(&se.vm->stop);
+	if (se.lazy) {
+		struct ckpt_lazy_stats ls;
+		ckpt_lazy_get_stats(se.lazy, &ls);
+		if (ls.done_ns && !ls.error)
+			notice(&se, "lazy restore: all of memory was loaded %.2f s after resuming (%llu faults served)",
+			       (double)ls.done_ns / 1e9, (unsigned long long)ls.faults);
+		else
+			notice(&se, "lazy restore: %llu chunks loaded (%llu faults served) when the VM stopped",
+			       (unsigned long long)ls.chunks, (unsigned long long)ls.faults);
+	}
 	if (why == VM_STOP_ERROR)
 		snprintf(err, errlen, "%s", se.vm->error[0] ? se.vm->error : "the VM failed");
 	if (!se.suspended) {

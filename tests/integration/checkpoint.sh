@@ -122,6 +122,15 @@ sqlite3 damaged/store.db "UPDATE objects SET data = zeroblob(length(data)) WHERE
 ROAM_STORE=$T/damaged $R run rb --engine bt > /dev/null 2> dmg.err; rc=$?
 check corrupt_state_refused sh -c "[ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qiE 'corrupt|does not match' dmg.err"
 check corrupt_head_unchanged sh -c "ROAM_STORE=$T/damaged $R log --json rb | grep -q '^\[{\"commit\":\"$head\"'"
+# Damaged memory chunks: refused before running (eager) or as soon as the
+# guest touches one (lazy); nothing of the run is saved either way.
+rm -rf damaged; cp -r "$ROAM_STORE" damaged
+sqlite3 damaged/store.db "UPDATE objects SET data = zeroblob(length(data)) WHERE kind = 1 AND length(data) > 1000" 2>/dev/null
+for mode in eager lazy; do
+	ROAM_RESTORE=$mode ROAM_STORE=$T/damaged timeout 60 $R run rb --engine bt > /dev/null 2> dmg.$mode.err; rc=$?
+	check corrupt_memory_refused_$mode sh -c "[ $rc -ne 0 ] && [ $rc -lt 124 ] && grep -qiE 'memory' dmg.$mode.err"
+	check corrupt_memory_head_unchanged_$mode sh -c "ROAM_STORE=$T/damaged $R log --json rb | grep -q '^\[{\"commit\":\"$head\"'"
+done
 
 # kill -9 while saving: the previous commit stays whole and resumable, and
 # the next run says what happened.

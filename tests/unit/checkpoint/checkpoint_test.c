@@ -4,11 +4,13 @@
  * and guest-memory save/restore (full, incremental, lazy). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "checkpoint/lazymem.h"
 #include "checkpoint/memory.h"
 #include "checkpoint/overlay.h"
 #include "checkpoint/state.h"
@@ -623,10 +625,11 @@ static void test_memory_full_incremental(void)
 	if (!s || !a || !b || !c)
 		goto out;
 	fill_mem(a);
+	char err[400];
 	struct store_hash r1, r2;
 	struct ckpt_mem_stats st;
 	CHECK_EQ(ckpt_mem_save_full(s, a, &r1, &st), 0);
-	CHECK_EQ(ckpt_mem_restore(s, &r1, b), 0);
+	CHECK_EQ(ckpt_mem_restore(s, &r1, b, err, sizeof(err)), 0);
 	CHECK(!memcmp(gmem_base(a), gmem_base(b), MEM_SIZE));
 	/* Change three pages; an incremental save stores only their chunks. */
 	size_t words = MEM_SIZE / GMEM_PAGE / 64;
@@ -642,19 +645,92 @@ static void test_memory_full_incremental(void)
 	CHECK_EQ(ckpt_mem_save_dirty(s, a, &r1, dirty, &r2, &st), 0);
 	CHECK_EQ(st.chunks_written, 3);
 	CHECK_EQ(st.bytes_written, 3 * 16384);
-	CHECK_EQ(ckpt_mem_restore(s, &r2, c), 0);
+	CHECK_EQ(ckpt_mem_restore(s, &r2, c, err, sizeof(err)), 0);
 	CHECK(!memcmp(gmem_base(a), gmem_base(c), MEM_SIZE));
 	/* A tree of another size is refused. */
 	struct guest_mem *small = NULL;
 	CHECK_EQ(gmem_new(MEM_SIZE / 2, &small), 0);
 	if (small)
-		CHECK(ckpt_mem_restore(s, &r2, small) < 0);
+		CHECK(ckpt_mem_restore(s, &r2, small, err, sizeof(err)) < 0);
 	gmem_free(small);
 	free(dirty);
 out:
 	gmem_free(a);
 	gmem_free(b);
 	gmem_free(c);
+	store_free(s);
+}
+
+/* Lazy restore: RAM reads right while chunks arrive (faults from two
+ * threads), all of it is loaded in the end, and a save afterwards gives the
+ * same tree. */
+struct toucher { struct guest_mem *m; uint64_t start; uint64_t sum; };
+
+static void *touch_pages(void *arg)
+{
+	struct toucher *t = arg;
+	const uint8_t *p = gmem_base(t->m);
+	for (uint64_t off = t->start; off < MEM_SIZE; off += 2 * GMEM_PAGE)
+		t->sum += p[off] + p[off + GMEM_PAGE - 1];
+	return NULL;
+}
+
+static void fail_cb(void *arg, int err, const char *msg)
+{
+	*(int *)arg = err;
+	printf("  lazy load failed: %s\n", msg);
+}
+
+static void test_memory_lazy(void)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/s%d", tmpdir, store_no);
+	struct store *s = new_store(16384);
+	struct guest_mem *a = NULL, *b = NULL;
+	CHECK(s);
+	CHECK_EQ(gmem_new(MEM_SIZE, &a), 0);
+	CHECK_EQ(gmem_new(MEM_SIZE, &b), 0);
+	if (!s || !a || !b)
+		goto out;
+	fill_mem(a);
+	struct store_hash r1, r2;
+	CHECK_EQ(ckpt_mem_save_full(s, a, &r1, NULL), 0);
+	struct ckpt_lazy *l = NULL;
+	int failed = 0;
+	int rc = ckpt_lazy_start(path, &r1, b, fail_cb, &failed, &l);
+	if (rc == -ENOSYS || rc == -EPERM) {
+		SKIP(test_memory_lazy, "userfaultfd not available");
+		goto out;
+	}
+	CHECK_EQ(rc, 0);
+	if (rc)
+		goto out;
+	struct toucher t[2] = { { b, 0, 0 }, { b, GMEM_PAGE, 0 } };
+	pthread_t th;
+	int started = pthread_create(&th, NULL, touch_pages, &t[1]) == 0;
+	touch_pages(&t[0]);
+	if (started)
+		pthread_join(th, NULL);
+	CHECK(!memcmp(gmem_base(a), gmem_base(b), MEM_SIZE));
+	CHECK_EQ(ckpt_lazy_finish(l), 0);
+	struct ckpt_lazy_stats st;
+	ckpt_lazy_get_stats(l, &st);
+	CHECK(st.done_ns > 0);
+	CHECK_EQ(st.error, 0);
+	CHECK_EQ(failed, 0);
+	/* After finishing, the memfd holds everything: a full save matches. */
+	CHECK_EQ(ckpt_mem_save_full(s, b, &r2, NULL), 0);
+	CHECK(store_hash_eq(&r1, &r2));
+	ckpt_lazy_free(l);
+	/* A tree of the wrong size is refused before anything is mapped. */
+	struct guest_mem *small = NULL;
+	CHECK_EQ(gmem_new(MEM_SIZE / 2, &small), 0);
+	if (small)
+		CHECK_EQ(ckpt_lazy_start(path, &r1, small, fail_cb, &failed, &l), -EINVAL);
+	gmem_free(small);
+out:
+	gmem_free(a);
+	gmem_free(b);
 	store_free(s);
 }
 
@@ -674,6 +750,7 @@ int main(void)
 	TEST(test_config_malformed);
 	TEST(test_overlay);
 	TEST(test_memory_full_incremental);
+	TEST(test_memory_lazy);
 	char cmd[400];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd) != 0)
