@@ -100,7 +100,7 @@ static inline uint64_t rip_linear(const struct bt_cpu *c)
 static const uint8_t *fetch_ptr(struct bt_cpu *c, uint64_t la)
 {
 	struct bt_sys *s = c->sys;
-	const struct bt_tlb_ent *t = &s->tlb[s->user][BT_ACC_X][(la >> 12) & (BT_TLB_SIZE - 1)];
+	const struct bt_tlb_ent *t = &s->tlb_cur[BT_ACC_X][(la >> 12) & (BT_TLB_SIZE - 1)];
 	if (t->tag == (la & ~0xfffULL))
 		return (const uint8_t *)(t->addend + la);
 	uint64_t pa = bt_xlate(c, la, BT_ACC_X, s->user);

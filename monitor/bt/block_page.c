@@ -4,13 +4,25 @@
  * holding code so that the next write to it takes the slow path. */
 #include "monitor/bt/sys_int.h"
 
+/* What the remaining instructions of an invalidated block do if that
+ * block is the one running (it wrote its own code): nothing, so the loop
+ * leaves RIP at the instruction after the write and translates afresh. */
+static void exec_skip(struct bt_cpu *c, const struct bt_insn *i)
+{
+	(void)i;
+	c->next_rip = c->rip;
+}
+
 void bt_code_page_written(struct bt_engine *e, uint64_t pg)
 {
 	if (pg >= e->npages)
 		return;
 	e->st_page_inval++;
-	for (struct bt_block *b = e->page_blocks[pg]; b; b = b->pnext)
+	for (struct bt_block *b = e->page_blocks[pg]; b; b = b->pnext) {
 		b->valid = 0;
+		for (unsigned k = 0; k < b->n; k++)
+			b->insn[k].exec = exec_skip;
+	}
 	e->page_blocks[pg] = NULL;
 	e->code_page[pg] = 0;
 }

@@ -46,7 +46,7 @@ void bt_mode_changed(struct bt_cpu *c)
 			mode = (c->seg[SEG_CS].attr & SEG_ATTR_DB) ? BT_MODE32 : BT_MODE16;
 	}
 	c->mode = mode;
-	s->user = c->cpl == 3;
+	bt_set_user(s, c->cpl == 3);
 	for (int i = 0; i < SEG_COUNT; i++)
 		bt_seg_cache(c, i);
 }
@@ -96,7 +96,6 @@ void bt_cpu_reset(struct bt_cpu *c)
 	bt_mode_changed(c);
 	bt_tlb_flush_all(c);
 	struct bt_sys *s = c->sys;
-	s->end_block = 0;
 	s->delivering = 0;
 	s->tf_pending = 0;
 	s->nmi_masked = 0;

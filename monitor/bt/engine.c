@@ -194,7 +194,7 @@ static inline struct bt_block *chain(struct bt_cpu *c, struct bt_block *prev)
 		uint64_t lp = la & ~0xfffULL;
 		if (lp == s->cur_lpage && ((b->key ^ prev->key) >> 12) == 0)
 			return b;
-		const struct bt_tlb_ent *t = &s->tlb[s->user][BT_ACC_X][(la >> 12) & (BT_TLB_SIZE - 1)];
+		const struct bt_tlb_ent *t = &s->tlb_cur[BT_ACC_X][(la >> 12) & (BT_TLB_SIZE - 1)];
 		if (t->tag != lp || (const uint8_t *)(t->addend + lp) != s->ram + (b->key & ~0xfffULL))
 			return NULL;
 		s->cur_lpage = lp;
@@ -234,8 +234,7 @@ static void __attribute__((noinline)) exec_blocks(struct bt_cpu *c)
 				bt_block_link(s->prev, b, c->rip);
 		}
 		s->prev = NULL;
-		s->end_block = 0;
-		const struct bt_insn *i = b->insn, *end = i + b->n;
+			const struct bt_insn *i = b->insn, *end = i + b->n;
 		if (__builtin_expect(c->rflags & BT_TF, 0)) {
 			/* single step: one instruction, then the #DB trap */
 			c->next_rip = c->rip + i->len;
@@ -249,13 +248,14 @@ static void __attribute__((noinline)) exec_blocks(struct bt_cpu *c)
 		}
 		/* Unrolled so that consecutive instructions dispatch from
 		 * different indirect call sites, which the host's branch
-		 * predictor tells apart. */
+		 * predictor tells apart. A block that writes its own code
+		 * finds its remaining instructions turned into no-ops
+		 * (block_page.c), so no per-instruction check is needed. */
 #define STEP() do { \
 			c->next_rip = c->rip + i->len; \
 			i->exec(c, i); \
 			c->rip = c->next_rip; \
-			i++; \
-			if (__builtin_expect(s->end_block, 0) || i == end) \
+			if (++i == end) \
 				goto done; \
 		} while (0)
 		for (;;) {
@@ -274,7 +274,7 @@ done:
 			s->check_events = 1;
 			if (c->halted)
 				return;
-		} else if (!s->end_block && b->gen) {
+		} else if (b->valid && b->gen) {
 			s->prev = b;
 		}
 		if (b->pause && e->ncpus > 1)

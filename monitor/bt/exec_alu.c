@@ -12,11 +12,12 @@ alu_op(struct bt_cpu *c, int op, int size, uint64_t a, uint64_t b)
 	int sz = sz_idx(size), cf;
 	switch (op) {
 	case 0: r = (a + b) & m; cc_set(c, CC_OP(CC_ADD, sz), r, a, b); break;
-	case 1: r = a | b; cc_set(c, CC_OP(CC_LOGIC, sz), r, 0, 0); break;
+	case 1: r = a | b; c->cc_op = CC_OP(CC_LOGIC, sz); c->cc_dst = r; break;
 	case 2: cf = bt_cf(c); r = (a + b + cf) & m; cc_set(c, CC_OP(CC_ADC, sz), r, a, b); break;
 	case 3: cf = bt_cf(c); r = (a - b - cf) & m; cc_set(c, CC_OP(CC_SBB, sz), r, a, b); break;
-	case 4: case 8: r = a & b; cc_set(c, CC_OP(CC_LOGIC, sz), r, 0, 0); break;
-	case 6: r = a ^ b; cc_set(c, CC_OP(CC_LOGIC, sz), r, 0, 0); break;
+	/* logic results need only the result: CF = OF = AF = 0 */
+	case 4: case 8: r = a & b; c->cc_op = CC_OP(CC_LOGIC, sz); c->cc_dst = r; break;
+	case 6: r = a ^ b; c->cc_op = CC_OP(CC_LOGIC, sz); c->cc_dst = r; break;
 	default: r = (a - b) & m; cc_set(c, CC_OP(CC_SUB, sz), r, a, b); break;
 	}
 	return r;
@@ -368,20 +369,21 @@ static void ex_shxd(struct bt_cpu *c, const struct bt_insn *i)
 	int left = b == 0xa4 || b == 0xa5;
 	unsigned cnt = (b == 0xa4 || b == 0xac) ? (unsigned)i->imm : (unsigned)c->r[1];
 	cnt &= size == 8 ? 63 : 31;
-	if (!cnt) {
-		if (i->mod == 3 && size == 4)
-			reg_wr(c, i, i->rm, 4, reg_rd(c, i, i->rm, 4));
-		return;
-	}
 	uint64_t off = 0;
 	int seg = 0;
 	uint64_t a;
 	if (i->mod == 3) {
 		a = reg_rd(c, i, i->rm, size);
 	} else {
+		/* the operand is accessed (and may fault) even for a zero count */
 		off = bt_ea(c, i);
 		seg = bt_ea_seg(i);
 		a = bt_read_rmw(c, seg, off, size);
+	}
+	if (!cnt) {
+		if (i->mod == 3 && size == 4)
+			reg_wr(c, i, i->rm, 4, a);
+		return;
 	}
 	uint64_t s = reg_rd(c, i, i->reg, size), m = sz_mask(size), r;
 	int cf;

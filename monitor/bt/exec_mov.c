@@ -88,10 +88,13 @@ static void ex_movzx_rm8_4(struct bt_cpu *c, const struct bt_insn *i)
 
 static void ex_movsxd(struct bt_cpu *c, const struct bt_insn *i)
 {
+	/* the source is r/m32 for every operand size (a 16-bit form still
+	 * reads, and may fault on, all four bytes) */
+	uint64_t v = e_rd(c, i, 4);
 	if (i->opsize == 8)
-		c->r[i->reg] = (uint64_t)(int64_t)(int32_t)e_rd(c, i, 4);
+		c->r[i->reg] = (uint64_t)(int64_t)(int32_t)v;
 	else
-		reg_wr(c, i, i->reg, i->opsize, e_rd(c, i, i->opsize));
+		reg_wr(c, i, i->reg, i->opsize, v);
 }
 
 static void ex_lea(struct bt_cpu *c, const struct bt_insn *i)

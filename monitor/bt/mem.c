@@ -126,10 +126,8 @@ void bt_phys_write(struct bt_cpu *c, uint64_t pa, int size, uint64_t val)
 	uint8_t *h = bt_phys_ptr(s, pa);
 	if (h) {
 		uint64_t pg = (uint64_t)(h - s->ram) >> 12;
-		if (c->eng && c->eng->code_page[pg]) {
+		if (c->eng && c->eng->code_page[pg])
 			bt_code_page_written(c->eng, pg);
-			s->end_block = 1;
-		}
 		store(h, size, val);
 		gmem_mark_dirty(c->vm->mem, pa, (uint64_t)size);
 		return;
@@ -207,38 +205,64 @@ void bt_lin_write(struct bt_cpu *c, uint64_t la, int size, uint64_t val, int use
 	lin_write_slow(c, la, size, val, user);
 }
 
-/* ---- the ISA half's entry points ---- */
+/* ---- the ISA half's entry points ----
+ * In 64-bit mode the fast path skips the canonical check: every TLB tag is
+ * a canonical page, so a non-canonical address (or an access running off
+ * the canonical range) misses and the slow path checks it. */
+
+static inline __attribute__((always_inline))
+uint64_t fast_linear(struct bt_cpu *c, int seg, uint64_t off, int size, int kind)
+{
+	if (__builtin_expect(c->mode == BT_MODE64, 1))
+		return seg >= SEG_FS ? off + c->seg[seg].base : off;
+	return seg_linear(c, seg, off, (uint64_t)size, kind);
+}
+
+static inline void check_canonical(struct bt_cpu *c, int seg, uint64_t la, int size)
+{
+	if (c->mode == BT_MODE64 && (!canonical(la) || !canonical(la + (uint64_t)size - 1)))
+		seg_fault(c, seg);
+}
+
+static uint64_t __attribute__((noinline)) read_slow(struct bt_cpu *c, int seg, uint64_t la, int size, int kind)
+{
+	check_canonical(c, seg, la, size);
+	return lin_read_slow(c, la, size, c->sys->user, kind);
+}
+
+static void __attribute__((noinline)) write_slow(struct bt_cpu *c, int seg, uint64_t la, int size, uint64_t val)
+{
+	check_canonical(c, seg, la, size);
+	lin_write_slow(c, la, size, val, c->sys->user);
+}
 
 uint64_t bt_read(struct bt_cpu *c, int seg, uint64_t off, int size)
 {
-	uint64_t la = seg_linear(c, seg, off, (uint64_t)size, BT_ACC_R);
-	struct bt_sys *s = c->sys;
-	const struct bt_tlb_ent *e = &s->tlb[s->user][BT_ACC_R][(la >> 12) & (BT_TLB_SIZE - 1)];
+	uint64_t la = fast_linear(c, seg, off, size, BT_ACC_R);
+	const struct bt_tlb_ent *e = &c->sys->tlb_cur[BT_ACC_R][(la >> 12) & (BT_TLB_SIZE - 1)];
 	if (__builtin_expect(e->tag == (la & ~0xfffULL) && (la & 0xfff) <= 4096u - (unsigned)size, 1))
 		return load((const uint8_t *)(e->addend + la), size);
-	return lin_read_slow(c, la, size, s->user, BT_ACC_R);
+	return read_slow(c, seg, la, size, BT_ACC_R);
 }
 
 void bt_write(struct bt_cpu *c, int seg, uint64_t off, int size, uint64_t val)
 {
-	uint64_t la = seg_linear(c, seg, off, (uint64_t)size, BT_ACC_W);
-	struct bt_sys *s = c->sys;
-	const struct bt_tlb_ent *e = &s->tlb[s->user][BT_ACC_W][(la >> 12) & (BT_TLB_SIZE - 1)];
+	uint64_t la = fast_linear(c, seg, off, size, BT_ACC_W);
+	const struct bt_tlb_ent *e = &c->sys->tlb_cur[BT_ACC_W][(la >> 12) & (BT_TLB_SIZE - 1)];
 	if (__builtin_expect(e->tag == (la & ~0xfffULL) && (la & 0xfff) <= 4096u - (unsigned)size, 1)) {
 		store((uint8_t *)(e->addend + la), size, val);
 		return;
 	}
-	lin_write_slow(c, la, size, val, s->user);
+	write_slow(c, seg, la, size, val);
 }
 
 uint64_t bt_read_rmw(struct bt_cpu *c, int seg, uint64_t off, int size)
 {
-	uint64_t la = seg_linear(c, seg, off, (uint64_t)size, BT_ACC_W);
-	struct bt_sys *s = c->sys;
-	const struct bt_tlb_ent *e = &s->tlb[s->user][BT_ACC_W][(la >> 12) & (BT_TLB_SIZE - 1)];
+	uint64_t la = fast_linear(c, seg, off, size, BT_ACC_W);
+	const struct bt_tlb_ent *e = &c->sys->tlb_cur[BT_ACC_W][(la >> 12) & (BT_TLB_SIZE - 1)];
 	if (__builtin_expect(e->tag == (la & ~0xfffULL) && (la & 0xfff) <= 4096u - (unsigned)size, 1))
 		return load((const uint8_t *)(e->addend + la), size);
-	return lin_read_slow(c, la, size, s->user, BT_ACC_W);
+	return read_slow(c, seg, la, size, BT_ACC_W);
 }
 
 /* Translates every page of [la, la+n) for kind before any byte moves, so a
@@ -297,10 +321,8 @@ void bt_write_buf(struct bt_cpu *c, int seg, uint64_t off, const void *buf, size
 		uint8_t *h = bt_phys_ptr(c->sys, pa);
 		if (h && bt_phys_ptr(c->sys, pa + chunk - 1)) {
 			uint64_t pg = (uint64_t)(h - c->sys->ram) >> 12;
-			if (c->eng && c->eng->code_page[pg]) {
+			if (c->eng && c->eng->code_page[pg])
 				bt_code_page_written(c->eng, pg);
-				c->sys->end_block = 1;
-			}
 			memcpy(h, in + done, chunk);
 			gmem_mark_dirty(c->vm->mem, pa, chunk);
 		} else {

@@ -225,7 +225,6 @@ uint64_t bt_xlate(struct bt_cpu *c, uint64_t la, int kind, int user)
 	if (kind == BT_ACC_W && code) {
 		/* the write that follows hits translated code */
 		bt_code_page_written(c->eng, pg);
-		s->end_block = 1;
 		code = false;
 	}
 	if (kind != BT_ACC_W)

@@ -41,8 +41,8 @@ struct bt_sys {
 	uint8_t tlb_global[2][3][BT_TLB_SIZE];  /* bit 0 global, bit 1 large */
 	uint8_t have_large;           /* some entry has bit 1 */
 	uint8_t user;                 /* cpl == 3: index for tlb[] */
+	struct bt_tlb_ent (*tlb_cur)[BT_TLB_SIZE];  /* tlb[user], for the fast path */
 	uint8_t segperm[SEG_COUNT];
-	uint8_t end_block;            /* a write hit code: stop after this insn */
 	uint8_t check_events;         /* slow-path I/O happened: poll irqchip */
 	uint8_t delivering;           /* an exception is being delivered */
 	uint8_t deliv_vector;         /* ...this one */
@@ -67,6 +67,13 @@ struct bt_sys {
 };
 
 static inline struct bt_sys *bt_sys_of(struct bt_cpu *c) { return c->sys; }
+
+/* Selects the user (CPL 3) or supervisor TLB for the current privilege. */
+static inline void bt_set_user(struct bt_sys *s, int user)
+{
+	s->user = (uint8_t)user;
+	s->tlb_cur = s->tlb[user ? 1 : 0];
+}
 
 /* Guest-physical address -> host pointer for RAM, or NULL. len must not
  * cross a page. */

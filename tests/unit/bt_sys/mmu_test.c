@@ -212,10 +212,10 @@ static void test_tlb_and_flush(void)
 	CHECK_EQ(c->exc_error, 0);
 	CHECK_EQ(c->exc_cr2, 0x3000);
 	/* supervisor write to the supervisor page is fine, user is not */
-	c->cpl = 3; c->sys->user = 1;
+	c->cpl = 3; bt_set_user(c->sys, 1);
 	CHECK_EQ(tvm_write(c, SEG_DS, 0x2000, 4, 1), BT_PF);
 	CHECK_EQ(c->exc_error, 7);
-	c->cpl = 0; c->sys->user = 0;
+	c->cpl = 0; bt_set_user(c->sys, 0);
 	CHECK_EQ(tvm_write(c, SEG_DS, 0x2000, 4, 1), -1);
 	/* non-canonical: #GP(0); via SS: #SS(0) */
 	CHECK_EQ(tvm_read(c, SEG_DS, 0x0000800000000000ULL, 1, &v), BT_GP);
