@@ -1,2 +1,3 @@
 UNIT_TESTS += bt_sys
 $(BUILD)/tests/unit/bt_sys: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/bt_sys/*.c))
+-include $(wildcard $(BUILD)/obj/tests/unit/bt_sys/*.d)
