@@ -207,7 +207,7 @@ int store_gc(struct store *s, const struct store_progress *progress,
 			if (rc != SQLITE_DONE)
 				r = store_sqlerr(s, rc, "deleting objects");
 			if (progress && progress->fn && i % 4096 == 0)
-				progress->fn(progress->arg, i, dead.n, i);
+				progress->fn(progress->arg, 0, 0, i);
 		}
 		sqlite3_finalize(q);
 	}

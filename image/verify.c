@@ -325,7 +325,7 @@ int store_verify(struct store *s, const struct store_progress *progress,
 	for (size_t i = 0; i < v.n_existing && !r; i++) {
 		r = check_object(&v, i);
 		if (progress && progress->fn && (i % 64 == 0 || i + 1 == v.n_existing))
-			progress->fn(progress->arg, i + 1, v.n_existing, i + 1);
+			progress->fn(progress->arg, v.rep->stored_bytes, 0, i + 1);
 	}
 	v.rep->objects = v.n_existing;
 	if (!r)
