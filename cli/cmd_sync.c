@@ -167,7 +167,7 @@ static int parse_xfer(const struct cli_cmd *cmd, int argc, char **argv, struct x
 	int c;
 	optind = 1;
 	opterr = 1;
-	while ((c = getopt_long(argc, argv, "+fi:", xfer_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fi:", xfer_opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': x->force = true; break;
 		case 'i': x->identity = optarg; break;
@@ -226,7 +226,9 @@ static int xfer(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, char *
 	store_free(s);
 	if (rc < 0)
 		return cli_error("%s %s: %s", push ? "push" : "pull", vm, err);
-	print_stats(ctx, push ? "pushed" : "pulled", vm, push ? "to" : "from", &st);
+	char where[1100];
+	snprintf(where, sizeof(where), "%s %s", push ? "to" : "from", argv[i]);
+	print_stats(ctx, push ? "pushed" : "pulled", vm, where, &st);
 	return 0;
 }
 
@@ -301,7 +303,7 @@ static int run_clone(struct cli_ctx *ctx, int argc, char **argv)
 	store_free(s);
 	if (rc < 0)
 		return cli_error("clone %s: %s", vm, err);
-	print_stats(ctx, "cloned", vm, "from", &st);
+	print_stats(ctx, "cloned", vm, "from the URL", &st);
 	return 0;
 }
 
@@ -420,7 +422,8 @@ static int run_bundle(struct cli_ctx *ctx, int argc, char **argv)
 
 static const char lease_usage[] =
 	"usage: roam lease VM [--json]           who holds VM's lease\n"
-	"       roam lease VM --take [--steal]   take it for this host\n"
+	"       roam lease VM --take [--steal] [--host NAME]\n"
+	"                                        take it for this host (or NAME)\n"
 	"       roam lease VM --release          drop it\n"
 	"A VM that runs on a host holds a lease naming it, so that the same VM is\n"
 	"not run on two hosts by accident; --steal takes it over explicitly.\n";
@@ -429,10 +432,12 @@ CLI_COMMAND(cmd_lease) = { .name = "lease", .summary = "show, take or release a 
 			   .usage = lease_usage, .run = run_lease };
 static int run_lease(struct cli_ctx *ctx, int argc, char **argv)
 {
-	const char *vm = NULL;
+	const char *vm = NULL, *as = NULL;
 	bool take = false, steal = false, release = false;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--take"))
+		if (!strcmp(argv[i], "--host") && i + 1 < argc)
+			as = argv[++i];
+		else if (!strcmp(argv[i], "--take"))
 			take = true;
 		else if (!strcmp(argv[i], "--steal"))
 			steal = take = true;
@@ -451,7 +456,10 @@ static int run_lease(struct cli_ctx *ctx, int argc, char **argv)
 	char err[512], host[CKPT_LEASE_HOST_MAX + 1];
 	int rc = 0;
 	if (take) {
-		ckpt_lease_hostname(host, sizeof(host));
+		if (as)
+			snprintf(host, sizeof(host), "%s", as);
+		else
+			ckpt_lease_hostname(host, sizeof(host));
 		rc = ckpt_lease_take(s, vm, host, steal, err, sizeof(err));
 		store_free(s);
 		return rc < 0 ? cli_error("%s", err) : 0;
