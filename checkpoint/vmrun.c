@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "checkpoint/lazymem.h"
+#include "checkpoint/lease.h"
 #include "checkpoint/memory.h"
 #include "checkpoint/overlay.h"
 #include "checkpoint/state.h"
@@ -135,6 +136,20 @@ static int take_lock(struct session *se, char *err, size_t errlen)
 	}
 	close(fd);
 	return 0;
+}
+
+/* The VM's lease names the host that may run it (lease.h): refused while
+ * another host holds it, unless --steal. */
+static int take_lease(struct session *se, char *err, size_t errlen)
+{
+	char host[CKPT_LEASE_HOST_MAX + 1], prev[CKPT_LEASE_HOST_MAX + 1] = "";
+	ckpt_lease_hostname(host, sizeof(host));
+	if (se->opts->steal && ckpt_lease_get(se->s, se->name, prev, sizeof(prev), NULL) < 0)
+		prev[0] = 0;
+	int rc = ckpt_lease_take(se->s, se->name, host, se->opts->steal, err, errlen);
+	if (rc == 0 && prev[0] && strcmp(prev, host))
+		notice(se, "took over the lease of %s from host %s", se->name, prev);
+	return rc;
 }
 
 /* ---- building the machine from the head commit --------------------------- */
@@ -725,7 +740,7 @@ int ckpt_vm_run(const char *store_path, const char *name, const struct ckpt_run_
 		return rc;
 	}
 	if ((rc = take_lock(&se, err, errlen)) < 0 || (rc = load_head(&se, err, errlen)) < 0 ||
-	    (rc = build_vm(&se, err, errlen)) < 0 || (rc = start_vm(&se, err, errlen)) < 0 ||
+	    (rc = take_lease(&se, err, errlen)) < 0 || (rc = build_vm(&se, err, errlen)) < 0 || (rc = start_vm(&se, err, errlen)) < 0 ||
 	    (rc = listen_ctl(&se, err, errlen)) < 0 || (rc = watch_escape(&se, err, errlen)) < 0)
 		goto out;
 	if (store_commit_root(se.commit, "state"))

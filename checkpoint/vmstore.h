@@ -46,6 +46,8 @@ struct ckpt_run_opts {
 	 * that died, what was saved). May be NULL. */
 	void (*notice)(void *arg, const char *msg);
 	void *notice_arg;
+	/* Take the VM's lease (lease.h) even when another host holds it. */
+	bool steal;
 };
 
 /* Runs VM NAME of the store at store_path until it stops: boots a powered-off

@@ -185,18 +185,24 @@ static void print_notice(void *arg, const char *msg)
 
 static int run_run(struct cli_ctx *ctx, int argc, char **argv)
 {
-	static const struct option opts[] = { { "engine", required_argument, NULL, 'e' }, { 0 } };
+	static const struct option opts[] = { { "engine", required_argument, NULL, 'e' },
+					      { "steal", no_argument, NULL, 's' }, { 0 } };
 	const char *engine = "auto";
+	bool steal = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'e')
+		if (c == 's')
+			steal = true;
+		else if (c == 'e')
+			engine = optarg;
+		else
 			return cli_error("run: unknown option; see 'roam run --help'");
-		engine = optarg;
 	}
 	if (optind != argc - 1)
 		return cli_error("run needs one VM name");
-	struct ckpt_run_opts o = { .console_in = 0, .console_out = 1, .notice = print_notice };
+	struct ckpt_run_opts o = { .console_in = 0, .console_out = 1, .notice = print_notice,
+				   .steal = steal };
 	const char *note = NULL, *why = NULL;
 	if (engine_select(engine, &o.engine, &note, &why) < 0)
 		return cli_error("engine %s: %s", engine, why ? why : "not available");
@@ -211,11 +217,15 @@ static int run_run(struct cli_ctx *ctx, int argc, char **argv)
 
 CLI_COMMAND(cmd_run) = {
 	.name = "run", .summary = "boot a powered-off VM or resume a suspended one",
-	.usage = "usage: roam run VM [--engine auto|kvm|bt]\n"
+	.usage = "usage: roam run VM [--engine auto|kvm|bt] [--steal]\n"
 		 "Runs the VM with its console on this terminal (or on pipes). From another\n"
 		 "terminal, 'roam suspend VM' saves it and stops; 'roam checkpoint VM TAG'\n"
 		 "saves it and keeps it running. On a terminal, Ctrl-A s suspends and\n"
-		 "Ctrl-A x quits (like pulling the power: the disks keep what was written).\n",
+		 "Ctrl-A x quits (like pulling the power: the disks keep what was written).\n"
+		 "The VM's lease names the host running it; a VM leased by another host\n"
+		 "is refused unless --steal takes the lease over.\n"
+		 "Memory is loaded lazily on resume (userfaultfd) where the host allows;\n"
+		 "ROAM_RESTORE=eager loads all of it before the guest runs.\n",
 	.run = run_run,
 };
 

@@ -93,6 +93,18 @@ check log_json sh -c "$R log --json rb | grep -q '\"refs\":\"A\"'"
 check checkpoint_offline sh -c "$R checkpoint rb B >/dev/null && $R log rb | grep -q '(head, B)\|(B, head)'"
 check checkpoint_delete sh -c "$R checkpoint --delete rb B >/dev/null && ! $R log rb | grep -q '(B'"
 
+# A VM leased by another host is refused; --steal takes the lease over.
+if $R lease rb --take --steal --host elsewhere >/dev/null 2>&1; then
+	check_fails run_leased_elsewhere "leased by host elsewhere.*--steal" $R run rb --engine bt
+	$R run rb --engine bt --steal > steal.log 2> steal.err & pid=$!
+	wait_for steal.log '^COUNTER seq=' 60
+	$R suspend rb >/dev/null; wait_exit $pid 30
+	check run_steal grep -q "took over the lease of rb from host elsewhere" steal.err
+	check lease_is_ours sh -c "$R lease rb | grep -q \"$(hostname)\""
+else
+	fail lease_setup "roam lease --take --host failed"
+fi
+
 # Ctrl-A s on a terminal console suspends like 'roam suspend' (script(1)
 # gives roam a pseudo-terminal).
 if command -v script >/dev/null 2>&1; then
