@@ -266,7 +266,7 @@ static void __attribute__((noinline)) exec_blocks(struct bt_cpu *c)
 		}
 #undef STEP
 done:
-		s->insns += (uint64_t)(i - b->insn);
+		s->insns += b->n;   /* statistics: skipped no-ops count too */
 		if (c->mode != BT_MODE64)
 			c->rip &= 0xffffffffULL;
 		const struct bt_insn *last = i - 1;
