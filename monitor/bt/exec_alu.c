@@ -224,7 +224,21 @@ store_div:
 	}
 }
 
-/* IMUL Gv, Ev (0F AF) and IMUL Gv, Ev, imm (69, 6B). */
+/* IMUL Gv, Ev (0F AF) and IMUL Gv, Ev, imm (69, 6B); 32/64-bit forms
+ * specialized. */
+#define IMUL2(SZ, T, WT) \
+static void imul2_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	T a = (T)(i->op == BT_OP(1, 0xaf) ? c->r[i->reg] : i->imm); \
+	T b = (T)e_rd(c, i, SZ); \
+	WT p = (WT)a * b; \
+	T lo = (T)p; \
+	reg_wr(c, i, i->reg, SZ, (uint64_t)lo); \
+	cc_set(c, CC_OP(CC_MUL, sz_idx(SZ)), (uint64_t)lo, p != (WT)lo, 0); \
+}
+IMUL2(4, int32_t, int64_t)
+IMUL2(8, int64_t, __int128)
+
 static void ex_imul2(struct bt_cpu *c, const struct bt_insn *i)
 {
 	int size = i->opsize;
@@ -252,7 +266,8 @@ static void set_arith(struct bt_cpu *c, int size, uint64_t res, int cf, int of, 
 	c->cc_op = CC_EFLAGS;
 }
 
-static uint64_t shift_op(struct bt_cpu *c, int op, int size, uint64_t a, unsigned cnt)
+static inline __attribute__((always_inline)) uint64_t
+shift_op(struct bt_cpu *c, int op, int size, uint64_t a, unsigned cnt)
 {
 	int bits = 8 * size, sz = sz_idx(size);
 	uint64_t m = sz_mask(size), r;
@@ -346,6 +361,8 @@ static void NAME(struct bt_cpu *c, const struct bt_insn *i) \
 SHIFT_RI(shl_ri_4, 4, 4) SHIFT_RI(shl_ri_8, 4, 8)
 SHIFT_RI(shr_ri_4, 5, 4) SHIFT_RI(shr_ri_8, 5, 8)
 SHIFT_RI(sar_ri_4, 7, 4) SHIFT_RI(sar_ri_8, 7, 8)
+SHIFT_RI(rol_ri_4, 0, 4) SHIFT_RI(rol_ri_8, 0, 8)
+SHIFT_RI(ror_ri_4, 1, 4) SHIFT_RI(ror_ri_8, 1, 8)
 /* ... by 1 (D1) and by CL (D3) */
 #define SHIFT_RX(NAME, OP, SZ, CNT) \
 static void NAME(struct bt_cpu *c, const struct bt_insn *i) \
@@ -452,11 +469,13 @@ bt_exec_fn bt_sel_alu(const struct bt_insn *i)
 			default: return ex_muldiv;
 			}
 		case 0x69: case 0x6b:
-			return ex_imul2;
+			return i->opsize == 8 ? imul2_8 : i->opsize == 4 ? imul2_4 : ex_imul2;
 		case 0xc1:
 			if (!mem && (i->opsize == 4 || i->opsize == 8)) {
 				int e = i->opsize == 8;
 				switch (i->reg & 7) {
+				case 0: return e ? rol_ri_8 : rol_ri_4;
+				case 1: return e ? ror_ri_8 : ror_ri_4;
 				case 4: case 6: return e ? shl_ri_8 : shl_ri_4;
 				case 5: return e ? shr_ri_8 : shr_ri_4;
 				case 7: return e ? sar_ri_8 : sar_ri_4;
@@ -480,7 +499,7 @@ bt_exec_fn bt_sel_alu(const struct bt_insn *i)
 	}
 	if (BT_MAP(i->op) == 1) {
 		switch (b) {
-		case 0xaf: return ex_imul2;
+		case 0xaf: return i->opsize == 8 ? imul2_8 : i->opsize == 4 ? imul2_4 : ex_imul2;
 		case 0xa4: case 0xa5: case 0xac: case 0xad: return ex_shxd;
 		}
 	}
