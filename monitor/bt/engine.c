@@ -119,22 +119,30 @@ static bool events(struct bt_cpu *c)
 	struct bt_sys *s = c->sys;
 	struct bt_engine *e = c->eng;
 	struct irqchip *irq = c->vm->irq;
-	atomic_store_explicit(&e->kick[c->index], 0, memory_order_relaxed);
+	/* The irqchip kicks this vCPU whenever its state changes (new IRR
+	 * bit, NMI, INIT/SIPI), so the locked irqchip calls are made only
+	 * after a kick or after this vCPU's own device I/O. */
+	uint32_t kicked = atomic_exchange_explicit(&e->kick[c->index], 0, memory_order_acquire);
 	s->check_events = 0;
-	uint64_t dg = atomic_load_explicit(&e->dirty_gen, memory_order_acquire);
-	if (dg != s->dirty_gen) {
-		s->dirty_gen = dg;
-		bt_tlb_flush_writes(c);
-	}
-	if (irq) {
-		uint8_t vec = 0;
-		int r = irqchip_take_init_sipi(irq, c->index, &vec);
-		if (r == 1) {
-			do_init(c);
-			s->prev = NULL;
-		} else if (r == 2 && c->mp_state == CPU_WAIT_SIPI) {
-			do_sipi(c, vec);
-			s->prev = NULL;
+	if (kicked) {
+		s->irq_maybe = 1;
+		uint64_t dg = atomic_load_explicit(&e->dirty_gen, memory_order_acquire);
+		if (dg != s->dirty_gen) {
+			s->dirty_gen = dg;
+			bt_tlb_flush_writes(c);
+		}
+		if (irq) {
+			uint8_t vec = 0;
+			int r = irqchip_take_init_sipi(irq, c->index, &vec);
+			if (r == 1) {
+				do_init(c);
+				s->prev = NULL;
+			} else if (r == 2 && c->mp_state == CPU_WAIT_SIPI) {
+				do_sipi(c, vec);
+				s->prev = NULL;
+			}
+			if (irqchip_take_nmi(irq, c->index))
+				s->nmi_pending = 1;
 		}
 	}
 	if (c->mp_state == CPU_WAIT_SIPI || c->mp_state == CPU_STOPPED)
@@ -145,9 +153,6 @@ static bool events(struct bt_cpu *c)
 		s->check_events = 1;
 		return !c->halted;
 	}
-	if (irq && irqchip_take_nmi(irq, c->index)) {
-		s->nmi_pending = 1;
-	}
 	if (s->nmi_pending && !s->nmi_masked) {
 		s->nmi_pending = 0;
 		s->nmi_masked = 1;
@@ -156,8 +161,10 @@ static bool events(struct bt_cpu *c)
 		s->prev = NULL;
 		bt_interrupt(c, BT_NMI, BT_EV_NMI, 0, 0, c->rip);
 	}
-	if (irq && (c->rflags & BT_IF) && irqchip_pending(irq, c->index) >= 0) {
-		int v = irqchip_ack(irq, c->index);
+	if (irq && s->irq_maybe && (c->rflags & BT_IF)) {
+		int v = irqchip_pending(irq, c->index) >= 0 ? irqchip_ack(irq, c->index) : -1;
+		if (v < 0)
+			s->irq_maybe = 0;
 		if (v >= 0) {
 			c->halted = 0;
 			c->mp_state = CPU_RUNNABLE;
@@ -344,8 +351,10 @@ static int bt_run(struct engine *eng, int cpu)
 	struct bt_engine *e = eng_of(eng);
 	struct vm *vm = e->vm;
 	(void)cpu;
-	for (int i = 0; i < e->ncpus; i++)
+	for (int i = 0; i < e->ncpus; i++) {
 		e->cpus[i].sys->check_events = 1;
+		e->cpus[i].sys->irq_maybe = 1;
+	}
 	while (!vm_should_return(vm)) {
 		bool ran = false;
 		for (int i = 0; i < e->ncpus && !vm_should_return(vm); i++) {

@@ -109,6 +109,7 @@ uint64_t bt_phys_read(struct bt_cpu *c, uint64_t pa, int size)
 		return load(h, size);
 	uint64_t v = 0;
 	s->check_events = 1;
+	s->irq_maybe = 1;
 	if ((pa & ~0xfffULL) == LAPIC_BASE && c->vm->irq && lapic_mmio_read)
 		lapic_mmio_read(c->vm->irq, c->index, pa & 0xfff, &v, (unsigned)size);
 	else if (c->vm->mmio)
@@ -133,6 +134,7 @@ void bt_phys_write(struct bt_cpu *c, uint64_t pa, int size, uint64_t val)
 		return;
 	}
 	s->check_events = 1;
+	s->irq_maybe = 1;
 	if ((pa & ~0xfffULL) == LAPIC_BASE && c->vm->irq && lapic_mmio_write)
 		lapic_mmio_write(c->vm->irq, c->index, pa & 0xfff, &val, (unsigned)size);
 	else if (c->vm->mmio)

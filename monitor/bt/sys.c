@@ -111,6 +111,7 @@ static void mov_cr(struct bt_cpu *c, const struct bt_insn *i)
 			if (c->vm->irq)
 				lapic_set_tpr(c->vm->irq, c->index, (uint8_t)(v << 4));
 			c->sys->check_events = 1;
+			c->sys->irq_maybe = 1;
 			break;
 		default: ud(c);
 		}

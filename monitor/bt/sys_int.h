@@ -43,7 +43,10 @@ struct bt_sys {
 	uint8_t user;                 /* cpl == 3: index for tlb[] */
 	struct bt_tlb_ent (*tlb_cur)[BT_TLB_SIZE];  /* tlb[user], for the fast path */
 	uint8_t segperm[SEG_COUNT];
-	uint8_t check_events;         /* slow-path I/O happened: poll irqchip */
+	uint8_t check_events;         /* look at events at the next block boundary */
+	uint8_t irq_maybe;            /* an interrupt may be pending in the irqchip
+				       * (set by kicks and by device I/O, cleared
+				       * when irqchip_pending says none) */
 	uint8_t delivering;           /* an exception is being delivered */
 	uint8_t deliv_vector;         /* ...this one */
 	uint8_t triple;               /* triple fault: the vCPU stops */

@@ -31,6 +31,7 @@ static uint64_t pio_in(struct bt_cpu *c, unsigned port, int size)
 {
 	uint64_t v = 0;
 	c->sys->check_events = 1;
+	c->sys->irq_maybe = 1;
 	if (c->vm->pio)
 		bus_read(c->vm->pio, port, &v, (unsigned)size);
 	else
@@ -41,6 +42,7 @@ static uint64_t pio_in(struct bt_cpu *c, unsigned port, int size)
 static void pio_out(struct bt_cpu *c, unsigned port, int size, uint64_t v)
 {
 	c->sys->check_events = 1;
+	c->sys->irq_maybe = 1;
 	if (c->vm->pio)
 		bus_write(c->vm->pio, port, &v, (unsigned)size);
 }

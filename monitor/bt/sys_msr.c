@@ -135,6 +135,7 @@ int bt_msr_write(struct bt_cpu *c, uint32_t idx, uint64_t v)
 		if (irq)
 			lapic_set_tsc_deadline(irq, c->index, v);
 		c->sys->check_events = 1;
+		c->sys->irq_maybe = 1;
 		return 0;
 	case MSR_EFER: {
 		if (v & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
