@@ -426,6 +426,7 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 			break;
 		}
 		r = store_job(im, tw, sl, st, &txn_bytes);
+		uint64_t done = (sl->first + sl->n) * im->chunk;   /* before the slot is reused */
 		pthread_mutex_lock(&im->m);
 		sl->state = SLOT_FREE;
 		pthread_cond_broadcast(&im->cv);
@@ -459,7 +460,6 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 		}
 		if (progress && progress->fn && now_ms() - last >= 100) {
 			last = now_ms();
-			uint64_t done = (sl->first + sl->n) * im->chunk;
 			progress->fn(progress->arg, done < im->size ? done : im->size, im->size,
 				     st->chunks);
 		}
