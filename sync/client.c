@@ -301,7 +301,8 @@ static struct inode *find_inode(struct inode *v, size_t n, const struct store_ha
 /* Post-order over the missing interior objects: children before parents. */
 static int topo_order(struct inode *v, size_t n, struct store_hash **ret)
 {
-	qsort(v, n, sizeof(*v), cmp_inode);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_inode);
 	struct store_hash *out = malloc((n ? n : 1) * sizeof(*out));
 	struct { size_t node, kid; } *stack = malloc((n ? n : 1) * sizeof(*stack));
 	size_t o = 0;
@@ -435,7 +436,8 @@ static int push_walk_run(struct client *c, struct push_walk *w, struct sync_hlis
 					rc = -ENOMEM;
 					break;
 				}
-				memcpy(nd->kids, w->kids, w->n_kids * sizeof(*nd->kids));
+				if (w->n_kids)
+					memcpy(nd->kids, w->kids, w->n_kids * sizeof(*nd->kids));
 				nd->n_kids = w->n_kids;
 			}
 			sync_frame_release(&f);
@@ -757,9 +759,11 @@ static int pull_level(struct pull_walk *w, struct sync_hlist *frontier, char *er
 				rc = -ENOMEM;
 				break;
 			}
-			memcpy(fe->n.kids, w->kids, w->n_kids * sizeof(*w->kids));
+			if (w->n_kids)
+				memcpy(fe->n.kids, w->kids, w->n_kids * sizeof(*w->kids));
 			fe->n.n_kids = w->n_kids;
-			memcpy(fe->raw.data, ob.stored, ob.stored_len);
+			if (ob.stored_len)
+				memcpy(fe->raw.data, ob.stored, ob.stored_len);
 			fe->raw.info = (struct store_obj_info){ .kind = ob.kind, .size = ob.size,
 				.stored_size = ob.stored_len, .codec = ob.codec };
 			w->n++;
@@ -839,6 +843,8 @@ static int cmp_fetched(const void *a, const void *b)
 
 static int pull_interior(struct pull_walk *w, char *err, size_t errlen)
 {
+	if (!w->n)
+		return 0;
 	/* children first: post-order over the fetched nodes */
 	qsort(w->v, w->n, sizeof(*w->v), cmp_fetched);
 	struct inode *nodes = calloc(w->n ? w->n : 1, sizeof(*nodes));
