@@ -877,7 +877,6 @@ static int pull_interior(struct pull_walk *w, char *err, size_t errlen)
 	return rc;
 }
 
-struct lease_fix { bool synth; struct store_hash h; };
 
 int sync_pull(struct store *s, const char *vm, const struct sync_opts *o,
 	      struct sync_stats *st, char *err, size_t errlen)
@@ -885,7 +884,6 @@ int sync_pull(struct store *s, const char *vm, const struct sync_opts *o,
 	struct client c;
 	struct pull_walk w = { .s = s, .st = st };
 	struct sync_hlist frontier = { 0 };
-	struct lref_list lr = { 0 };
 	memset(st, 0, sizeof(*st));
 	if (!sync_vm_name_valid(vm)) {
 		snprintf(err, errlen, "'%s' is not a valid VM name", vm);
@@ -944,11 +942,6 @@ int sync_pull(struct store *s, const char *vm, const struct sync_opts *o,
 		}
 	}
 	/* refs: head moves forward only (unless forced); all in one transaction */
-	rc = local_refs(s, vm, true, &lr);
-	if (rc < 0) {
-		snprintf(err, errlen, "%s", store_last_error());
-		goto out;
-	}
 	struct store_hash lhead;
 	bool have_head = store_ref_get(s, head, &lhead) == 0;
 	if (have_head && !store_hash_eq(&lhead, &rhead->h) && !o->force) {
@@ -1017,7 +1010,6 @@ out:
 	}
 	free(w.v);
 	free(w.kids);
-	free(lr.v);
 	sync_hset_free(w.seen);
 	sync_hlist_free(&w.next);
 	sync_hlist_free(&w.blobs);

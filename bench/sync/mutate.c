@@ -52,8 +52,10 @@ static int do_write(struct store *s, const char *vm, struct store_commit *c,
 	struct store_tree_builder *b;
 	if (store_tree_builder_new(s, size, &r->hash, &b) < 0)
 		return die("builder");
-	uint8_t *chunk = malloc(cs);
-	/* per chunk: read it once, overlay every pair touching it */
+	/* changed chunks, each read once from the tree then overlaid by every
+	 * pair that touches it (pairs may overlap one another) */
+	struct mod { uint64_t index, len; uint8_t *buf; } *mods = NULL;
+	size_t n_mods = 0;
 	for (int i = 0; i < n; i++) {
 		char *colon = strchr(pairs[i], ':');
 		if (!colon)
@@ -64,27 +66,41 @@ static int do_write(struct store *s, const char *vm, struct store_commit *c,
 		if (fd < 0 || fstat(fd, &st) < 0)
 			return 1;
 		uint8_t *data = malloc((size_t)st.st_size);
-		if (read(fd, data, (size_t)st.st_size) != st.st_size)
+		if (!data || read(fd, data, (size_t)st.st_size) != st.st_size)
 			return 1;
 		close(fd);
 		uint64_t end = off + (uint64_t)st.st_size;
 		for (uint64_t ci = off / cs; ci * cs < end && ci * cs < size; ci++) {
 			uint64_t cstart = ci * cs, clen = size - cstart < cs ? size - cstart : cs;
-			if (store_tree_read(t, chunk, clen, cstart) != (ssize_t)clen)
-				return die("read");
+			struct mod *m = NULL;
+			for (size_t k = 0; k < n_mods; k++)
+				if (mods[k].index == ci)
+					m = &mods[k];
+			if (!m) {
+				mods = realloc(mods, (n_mods + 1) * sizeof(*mods));
+				m = &mods[n_mods++];
+				m->index = ci;
+				m->len = clen;
+				m->buf = malloc(cs);
+				if (store_tree_read(t, m->buf, clen, cstart) != (ssize_t)clen)
+					return die("read");
+			}
 			uint64_t a = off > cstart ? off : cstart, e = end < cstart + clen ? end : cstart + clen;
-			memcpy(chunk + (a - cstart), data + (a - off), e - a);
-			if (store_tree_builder_set(b, ci, chunk, clen) < 0)
-				return die("set");
+			memcpy(m->buf + (a - cstart), data + (a - off), e - a);
 		}
 		free(data);
 	}
+	for (size_t k = 0; k < n_mods; k++) {
+		if (store_tree_builder_set(b, mods[k].index, mods[k].buf, mods[k].len) < 0)
+			return die("set");
+		free(mods[k].buf);
+	}
+	free(mods);
 	struct store_hash root, nc;
 	if (store_tree_builder_finish(b, &root) < 0)
 		return die("finish");
 	store_tree_builder_free(b);
 	store_tree_free(t);
-	free(chunk);
 	struct store_commit m = *c;
 	m.parents[0] = *head;
 	m.n_parents = 1;
