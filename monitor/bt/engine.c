@@ -195,7 +195,7 @@ static inline struct bt_block *chain(struct bt_cpu *c, struct bt_block *prev)
 		struct bt_block *b = prev->succ[k].b;
 		if (prev->succ[k].rip != c->rip || !b)
 			continue;
-		if (b->gen != prev->succ[k].gen || !b->valid)
+		if (b->gen != prev->succ[k].gen || !b->valid || b->mode != c->mode)
 			return NULL;
 		uint64_t la = rip_linear(c);
 		uint64_t lp = la & ~0xfffULL;
@@ -277,12 +277,18 @@ done:
 		if (c->mode != BT_MODE64)
 			c->rip &= 0xffffffffULL;
 		const struct bt_insn *last = i - 1;
+		/* Chaining stays valid across system instructions: the chain
+		 * check compares the mode and revalidates the page through the
+		 * TLB of the current privilege. */
+		if (b->valid && b->gen)
+			s->prev = b;
 		if (last->flags & BT_I_SYS) {
+			/* it may have changed the mapping or the privilege:
+			 * no same-page shortcut for the next chain step */
+			s->cur_lpage = 1;
 			s->check_events = 1;
 			if (c->halted)
 				return;
-		} else if (b->valid && b->gen) {
-			s->prev = b;
 		}
 		if (b->pause && e->ncpus > 1)
 			return;   /* spin-wait: let the vCPU it waits for run */
