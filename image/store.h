@@ -204,8 +204,10 @@ struct store_import_stats {
 };
 /* Imports a regular file or block device into a tree: a reader thread
  * (skipping holes with SEEK_DATA), two hashing/compressing workers and the
- * SQLite writer overlap; memory stays bounded. progress and ret_stats may be
- * NULL. */
+ * SQLite writer overlap; memory stays bounded. A memfd (guest RAM) counts as
+ * a regular file: this is the fast path for a first full save; incremental
+ * saves use the tree builder over the previous tree. The file must not
+ * change during the call. progress and ret_stats may be NULL. */
 int store_import_fd(struct store *s, int fd, const struct store_progress *progress,
 		    struct store_hash *ret_root, struct store_import_stats *ret_stats);
 /* Writes tree root into fd from offset 0. A regular file is truncated to the
