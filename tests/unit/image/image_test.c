@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -652,6 +653,23 @@ static void test_import_export(void)
 		free(got);
 		free(img);
 	}
+	/* A memfd (how guest RAM is held) imports like a file, holes skipped. */
+	int mfd = memfd_create("ram", MFD_CLOEXEC);
+	CHECK(mfd >= 0 && !ftruncate(mfd, 8 << 20));
+	static uint8_t page[4096];
+	fill_random(page, sizeof(page));
+	CHECK(pwrite(mfd, page, sizeof(page), 5 << 20) == sizeof(page));
+	struct store_hash mroot;
+	struct store_import_stats mst;
+	CHECK(!store_import_fd(s, mfd, NULL, &mroot, &mst));
+	CHECK_EQ(mst.chunks, 1);
+	struct store_tree *mt;
+	uint8_t back[4096];
+	CHECK(!store_tree_open(s, &mroot, &mt));
+	CHECK(mt && store_tree_read(mt, back, sizeof(back), 5 << 20) == sizeof(back) &&
+	      !memcmp(back, page, sizeof(page)));
+	store_tree_free(mt);
+	close(mfd);
 	/* A directory is not importable. */
 	int dfd = open(tmpdir, O_RDONLY);
 	struct store_hash root;
