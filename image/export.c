@@ -256,7 +256,7 @@ int store_export_fd(struct store *s, const struct store_hash *root, int fd,
 	x->s = s;
 	x->fd = fd;
 	x->size = store_tree_size(t);
-	x->chunk = tree_chunk_size(t);   /* the tree's, not the store's */
+	x->chunk = store_tree_chunk_size(t);   /* the tree's, not the store's */
 	pthread_mutex_init(&x->m, NULL);
 	pthread_cond_init(&x->cv, NULL);
 	pthread_t th[NWORKERS];

@@ -201,9 +201,6 @@ uint64_t tree_writer_pos(const struct tree_writer *w);   /* chunks pushed */
 int tree_writer_finish(struct tree_writer *w, struct store_hash *ret);
 void tree_writer_free(struct tree_writer *w);
 
-/* Chunk size of an open tree (from its root node). */
-uint32_t tree_chunk_size(const struct store_tree *t);
-
 /* Set of hashes (open addressing), for gc, verify and du. */
 struct hashset;
 struct hashset *hashset_new(void);

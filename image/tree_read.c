@@ -120,11 +120,6 @@ uint32_t store_tree_chunk_size(const struct store_tree *t)
 	return t->chunk;
 }
 
-uint32_t tree_chunk_size(const struct store_tree *t)
-{
-	return t->chunk;
-}
-
 static uint64_t chunks_per(const struct store_tree *t, unsigned level)
 {
 	return tree_child_span(1, t->fanout, level);
