@@ -7,7 +7,8 @@ A="$ROAM --store $T/a"
 B="$ROAM --store $T/b"
 K=$ROAM_BUILD/guest/counter.elf
 [ -f "$K" ] || { skip sync_lease "no $K (make guest-tests)"; exit 0; }
-$A init >/dev/null && $A create vm --kernel "$K" --no-disk --mem 64M >/dev/null &&
+head -c 1M /dev/urandom > "$T/d.img"
+$A init >/dev/null && $A create vm --kernel "$K" --disk "$T/d.img" --mem 64M >/dev/null &&
 	$A remote add home "$URLA" --remote-roam "$ROAM" && $A push home vm >/dev/null 2>&1 &&
 	$B clone "$URLA" vm $RR >/dev/null 2>&1 || { fail sync_lease_setup "cannot push/clone"; exit 0; }
 # leases: a VM leased on a is refused on b after a pull, unless stolen
@@ -33,3 +34,15 @@ $ROAM --store "$T/remote" lease vm --release
 check pull_no_lease $B pull origin vm $RR --force
 $B lease vm | grep -q 'no lease' && pass pull_copies_no_lease || fail pull_copies_no_lease "$($B lease vm)"
 check verify_all sh -c "$A verify && $B verify && $ROAM --store $T/remote verify"
+
+# a running VM is neither pushed nor pulled into; roam run takes the lease
+$A run vm --engine bt </dev/null >"$T/runa.log" 2>&1 &
+rp=$!
+i=0; while [ $i -lt 100 ] && ! $A status vm 2>/dev/null | grep -q running; do sleep 0.1; i=$((i + 1)); done
+check_fails push_running_refused 'is running; suspend it first' $A push home vm
+check_fails pull_into_running_refused 'is running here' $A pull home vm
+$A lease vm | grep -q "leased by $(hostname)" && pass run_takes_lease || fail run_takes_lease "$($A lease vm)"
+$A suspend vm >/dev/null 2>&1
+wait $rp
+check push_after_suspend $A push home vm
+$A lease vm | grep -q 'no lease' && pass suspend_push_releases || fail suspend_push_releases "$($A lease vm)"
