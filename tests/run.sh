@@ -15,9 +15,11 @@ run_one() { # name cmd...
 	case "$name" in *"${ROAM_TEST_FILTER:-}"*) ;; *) return ;; esac
 	echo "== $name"
 	out=$(mktemp /tmp/roam-test-out.XXXXXX)
+	t0=$(date +%s)
 	timeout -k 10 "${ROAM_TEST_TIMEOUT:-600}" "$@" >"$out" 2>&1
 	rc=$?
 	cat "$out"
+	echo "-- $name: $(( $(date +%s) - t0 )) s"
 	grep -E '^(PASS|FAIL|SKIP): ' "$out" >>"$log"
 	if [ $rc -ne 0 ] && ! grep -q '^FAIL: ' "$out"; then
 		echo "FAIL: $name: exited with status $rc" | tee -a "$log"
