@@ -1,3 +1,2 @@
 UNIT_TESTS += bt_sys
 $(BUILD)/tests/unit/bt_sys: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/bt_sys/*.c))
--include $(wildcard $(BUILD)/obj/tests/unit/bt_sys/*.d)
