@@ -6,7 +6,7 @@ PKGS="build-essential pkg-config clang nasm
 libsqlite3-dev sqlite3 libzstd-dev zstd libssl-dev libssh2-1-dev libarchive-dev
 libfuse3-dev fuse3 libext2fs-dev e2fsprogs libslirp-dev libglib2.0-dev liblzma-dev xz-utils
 zlib1g-dev liblz4-dev libcapstone-dev
-busybox-static kmod cpio fdisk openssh-server openssh-client iproute2 rsync
+busybox-static kmod cpio fdisk python3 openssh-server openssh-client iproute2 rsync
 qemu-system-x86 qemu-utils"
 missing=""
 for p in $PKGS; do
