@@ -149,7 +149,10 @@ done
 for trial in 1 2 3 4 5; do
 	run rb kill.$trial.log
 	wait_for kill.$trial.log '^COUNTER seq=' 60
-	$R suspend rb >/dev/null 2>&1 &
+	# odd trials kill during a suspend, even ones during a checkpoint
+	if [ $((trial % 2)) = 1 ]; then $R suspend rb >/dev/null 2>&1 &
+	else $R checkpoint rb K$trial >/dev/null 2>&1 &
+	fi
 	sleep 0.0$trial
 	kill -9 $pid 2>/dev/null
 	wait
