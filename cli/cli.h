@@ -5,6 +5,11 @@
 #ifndef ROAM_CLI_H
 #define ROAM_CLI_H
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct store;
 
 struct cli_ctx {
 	const char *store_path;   /* --store, else $ROAM_STORE, else ~/.local/share/roam */
@@ -33,6 +38,16 @@ int cli_usage(const struct cli_cmd *cmd);
 bool cli_wants_help(int argc, char **argv);
 /* Parses sizes like 512M, 1G, 4096, 64k. Returns 0 or -EINVAL. */
 int cli_parse_size(const char *s, unsigned long long *ret);
+
+/* Opens the store ctx names (flags as store_open), applying
+ * $ROAM_LOCK_TIMEOUT (seconds). Returns 0, or 1 after printing the error. */
+int cli_open_store(const struct cli_ctx *ctx, unsigned flags, struct store **ret);
+/* The same as a pointer: NULL after printing the error. */
+struct store *cli_store(const struct cli_ctx *ctx, bool rdonly);
+/* "1.5 GiB", "512 B". */
+void cli_human_bytes(char *buf, size_t n, uint64_t v);
+/* Writes s (NULL: "") as a JSON string literal. */
+void cli_json_str(FILE *f, const char *s);
 
 /* Progress bar on stderr when ctx->tty, shown only for work over a second. */
 struct cli_progress;

@@ -198,21 +198,6 @@ static void mode_string(uint32_t mode, char out[11])
 	out[10] = 0;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 struct ls_ctx {
 	struct cli_ctx *ctx;
 	struct ffs_fs *fs;
@@ -231,13 +216,13 @@ static void print_entry(struct ls_ctx *l, const char *name, uint64_t ino)
 		strcpy(link, "?");
 	if (l->ctx->json) {
 		printf("%s{\"name\":", l->n++ ? "," : "");
-		json_str(stdout, name);
+		cli_json_str(stdout, name);
 		printf(",\"mode\":%u,\"uid\":%u,\"gid\":%u,\"nlink\":%u,\"size\":%llu,\"mtime\":%lld",
 		       st.mode, st.uid, st.gid, st.nlink, (unsigned long long)st.size,
 		       (long long)st.mtime.tv_sec);
 		if (link[0]) {
 			printf(",\"target\":");
-			json_str(stdout, link);
+			cli_json_str(stdout, link);
 		}
 		printf("}");
 		return;
@@ -533,7 +518,7 @@ static void report(struct diff *d, char what, const char *path)
 	d->changes++;
 	if (d->ctx->json) {
 		printf("%s{\"change\":\"%c\",\"path\":", d->changes > 1 ? "," : "", what);
-		json_str(stdout, path);
+		cli_json_str(stdout, path);
 		printf("}");
 	} else {
 		printf("%c %s\n", what, path);

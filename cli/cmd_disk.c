@@ -11,32 +11,10 @@
 #include "cli/cli.h"
 #include "image/store.h"
 
-static int disk_open(const struct cli_ctx *ctx, unsigned flags, struct store **ret)
-{
-	if (store_open(ctx->store_path, flags, ret))
-		return cli_error("%s", store_last_error());
-	const char *t = getenv("ROAM_LOCK_TIMEOUT");
-	if (t && *t)
-		store_set_lock_timeout(*ret, (int)(strtod(t, NULL) * 1000));
-	return 0;
-}
-
 static void progress_fn(void *arg, uint64_t done, uint64_t total, uint64_t objects)
 {
 	(void)total;
 	cli_progress_update(arg, done, objects);
-}
-
-static void human(char *buf, size_t n, uint64_t v)
-{
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double d = (double)v;
-	int i = 0;
-	while (d >= 1024 && i < 4) {
-		d /= 1024;
-		i++;
-	}
-	snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", d, u[i]);
 }
 
 static int ref_name(const char *name, char *buf, size_t n)
@@ -70,7 +48,7 @@ static int disk_import(const struct cli_ctx *ctx, int argc, char **argv)
 	if (fd < 0)
 		return cli_error("cannot open %s: %s", pos[1], strerror(errno));
 	struct store *s;
-	if (disk_open(ctx, 0, &s)) {
+	if (cli_open_store(ctx, 0, &s)) {
 		close(fd);
 		return 1;
 	}
@@ -100,8 +78,8 @@ static int disk_import(const struct cli_ctx *ctx, int argc, char **argv)
 	store_free(s);
 	char hex[STORE_HASH_HEX], a[32], b[32];
 	store_hash_hex(&root, hex);
-	human(a, sizeof(a), st.size);
-	human(b, sizeof(b), st.new_stored);
+	cli_human_bytes(a, sizeof(a), st.size);
+	cli_human_bytes(b, sizeof(b), st.new_stored);
 	if (ctx->json)
 		printf("{\"ref\":\"%s\",\"tree\":\"%s\",\"size\":%" PRIu64 ",\"zero_bytes\":%" PRIu64
 		       ",\"chunks\":%" PRIu64 ",\"new_chunks\":%" PRIu64 ",\"new_stored_bytes\":%"
@@ -121,7 +99,7 @@ static int disk_export(const struct cli_ctx *ctx, int argc, char **argv)
 	if (ref_name(argv[1], ref, sizeof(ref)))
 		return 1;
 	struct store *s;
-	if (disk_open(ctx, STORE_OPEN_RDONLY, &s))
+	if (cli_open_store(ctx, STORE_OPEN_RDONLY, &s))
 		return 1;
 	struct store_hash root;
 	if (store_ref_get(s, ref, &root)) {
@@ -160,7 +138,7 @@ static int disk_rm(const struct cli_ctx *ctx, int argc, char **argv)
 	if (ref_name(argv[1], ref, sizeof(ref)))
 		return 1;
 	struct store *s;
-	if (disk_open(ctx, 0, &s))
+	if (cli_open_store(ctx, 0, &s))
 		return 1;
 	struct store_hash old;
 	int r = store_ref_get(s, ref, &old);

@@ -12,50 +12,10 @@
 #include "image/commit.h"
 #include "image/store.h"
 
-static int open_store(const struct cli_ctx *ctx, unsigned flags, struct store **ret)
-{
-	int r = store_open(ctx->store_path, flags, ret);
-	if (r)
-		return cli_error("%s", store_last_error());
-	const char *t = getenv("ROAM_LOCK_TIMEOUT");
-	if (t && *t)
-		store_set_lock_timeout(*ret, (int)(strtod(t, NULL) * 1000));
-	return 0;
-}
-
 static void progress_fn(void *arg, uint64_t done, uint64_t total, uint64_t objects)
 {
 	(void)total;
 	cli_progress_update(arg, done, objects);
-}
-
-static void human(char *buf, size_t n, uint64_t v)
-{
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double d = (double)v;
-	int i = 0;
-	while (d >= 1024 && i < 4) {
-		d /= 1024;
-		i++;
-	}
-	snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", d, u[i]);
-}
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c == '\n')
-			printf("\\n");
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
 }
 
 /* ---- init ------------------------------------------------------------- */
@@ -103,10 +63,10 @@ static int run_init(struct cli_ctx *ctx, int argc, char **argv)
 	if (store_open(path, STORE_OPEN_RDONLY, &s))
 		return cli_error("%s", store_last_error());
 	char cs[32];
-	human(cs, sizeof(cs), store_chunk_size(s));
+	cli_human_bytes(cs, sizeof(cs), store_chunk_size(s));
 	if (ctx->json) {
 		printf("{\"path\":");
-		json_str(path);
+		cli_json_str(stdout, path);
 		printf(",\"chunk_size\":%u,\"level\":%d}\n", store_chunk_size(s), store_level(s));
 	} else {
 		printf("initialized roam store %s (chunk size %s, zstd level %d)\n", path, cs,
@@ -149,10 +109,10 @@ static int ls_one(void *arg, const char *name, const struct store_hash *h)
 	const char *kind = r ? "missing" : store_kind_name(info.kind);
 	if (st->ctx->json) {
 		printf("%s{\"name\":", st->n ? "," : "");
-		json_str(name);
+		cli_json_str(stdout, name);
 		printf(",\"kind\":\"%s\",\"hash\":\"%s\",\"size\":%" PRIu64 "}", kind, hex, size);
 	} else {
-		human(sz, sizeof(sz), size);
+		cli_human_bytes(sz, sizeof(sz), size);
 		printf("%-40s %-7s %10s  %.12s\n", name, kind, r ? "?" : sz, hex);
 	}
 	st->n++;
@@ -166,7 +126,7 @@ static int run_ls(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc == 2 && strchr(argv[1], ':'))
 		return cli_browse_ls(ctx, argv[1]);
 	struct store *s;
-	if (open_store(ctx, STORE_OPEN_RDONLY, &s))
+	if (cli_open_store(ctx, STORE_OPEN_RDONLY, &s))
 		return 1;
 	struct ls_state st = { s, ctx, 0 };
 	if (ctx->json)
@@ -244,8 +204,8 @@ static int show_tree(struct store *s, const struct store_hash *h, void *data, si
 		       zeros);
 	} else {
 		char sz[32], cs[32];
-		human(sz, sizeof(sz), size);
-		human(cs, sizeof(cs), chunk);
+		cli_human_bytes(sz, sizeof(sz), size);
+		cli_human_bytes(cs, sizeof(cs), chunk);
 		printf("logical size: %s (%" PRIu64 " bytes)\nlevel: %u (%s)\nchunk size: %s, "
 		       "fanout %u\nchildren: %u (%u all zeros)\n", sz, size, level,
 		       level ? "children are tree nodes" : "children are chunks", cs, fanout,
@@ -262,9 +222,9 @@ static int show_commit(void *data, size_t len, bool json)
 	char hex[STORE_HASH_HEX];
 	if (json) {
 		printf(",\"time\":%" PRId64 ",\"host\":", c->time);
-		json_str(c->host);
+		cli_json_str(stdout, c->host);
 		printf(",\"message\":");
-		json_str(c->message);
+		cli_json_str(stdout, c->message);
 		printf(",\"parents\":[");
 		for (size_t i = 0; i < c->n_parents; i++) {
 			store_hash_hex(&c->parents[i], hex);
@@ -303,7 +263,7 @@ static int run_show(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc != 2)
 		return cli_error("show needs one OBJECT or REF; see 'roam show --help'");
 	struct store *s;
-	if (open_store(ctx, STORE_OPEN_RDONLY, &s))
+	if (cli_open_store(ctx, STORE_OPEN_RDONLY, &s))
 		return 1;
 	struct store_hash h;
 	bool is_ref;
@@ -323,7 +283,7 @@ static int run_show(struct cli_ctx *ctx, int argc, char **argv)
 		printf("{");
 		if (is_ref) {
 			printf("\"ref\":");
-			json_str(argv[1]);
+			cli_json_str(stdout, argv[1]);
 			printf(",");
 		}
 		printf("\"hash\":\"%s\",\"kind\":\"%s\",\"size\":%" PRIu64 ",\"stored_size\":%"
@@ -331,8 +291,8 @@ static int run_show(struct cli_ctx *ctx, int argc, char **argv)
 		       info.stored_size, info.codec ? "zstd" : "raw");
 	} else {
 		char a[32], b[32];
-		human(a, sizeof(a), info.size);
-		human(b, sizeof(b), info.stored_size);
+		cli_human_bytes(a, sizeof(a), info.size);
+		cli_human_bytes(b, sizeof(b), info.stored_size);
 		if (is_ref)
 			printf("ref: %s\n", argv[1]);
 		printf("%s %s\nsize: %s, stored %s (%s)\n", store_kind_name(info.kind), hex, a, b,
@@ -372,7 +332,7 @@ static int run_du(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc > 1)
 		return cli_error("du takes no arguments; see 'roam du --help'");
 	struct store *s;
-	if (open_store(ctx, STORE_OPEN_RDONLY, &s))
+	if (cli_open_store(ctx, STORE_OPEN_RDONLY, &s))
 		return 1;
 	struct store_usage u;
 	int r = store_du(s, &u);
@@ -392,11 +352,11 @@ static int run_du(struct cli_ctx *ctx, int argc, char **argv)
 		return 0;
 	}
 	char l[32], rf[32], un[32], st[32], f[32];
-	human(l, sizeof(l), u.logical);
-	human(rf, sizeof(rf), u.referenced);
-	human(un, sizeof(un), u.unique);
-	human(st, sizeof(st), u.stored);
-	human(f, sizeof(f), u.file_bytes);
+	cli_human_bytes(l, sizeof(l), u.logical);
+	cli_human_bytes(rf, sizeof(rf), u.referenced);
+	cli_human_bytes(un, sizeof(un), u.unique);
+	cli_human_bytes(st, sizeof(st), u.stored);
+	cli_human_bytes(f, sizeof(f), u.file_bytes);
 	printf("refs:        %" PRIu64 "\n"
 	       "objects:     %" PRIu64 " (%" PRIu64 " blobs, %" PRIu64 " trees, %" PRIu64
 	       " commits, %" PRIu64 " states)\n"
@@ -430,7 +390,7 @@ static int run_gc(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc > 1)
 		return cli_error("gc takes no arguments; see 'roam gc --help'");
 	struct store *s;
-	if (open_store(ctx, 0, &s))
+	if (cli_open_store(ctx, 0, &s))
 		return 1;
 	struct cli_progress *p = cli_progress_start(ctx, "gc", 0);
 	struct store_progress sp = { progress_fn, p };
@@ -441,7 +401,7 @@ static int run_gc(struct cli_ctx *ctx, int argc, char **argv)
 	if (r)
 		return cli_error("gc failed: %s", store_last_error());
 	char b[32];
-	human(b, sizeof(b), st.freed_bytes);
+	cli_human_bytes(b, sizeof(b), st.freed_bytes);
 	if (ctx->json)
 		printf("{\"objects\":%" PRIu64 ",\"freed_objects\":%" PRIu64 ",\"freed_bytes\":%"
 		       PRIu64 ",\"live_writers\":%" PRIu64 ",\"dead_writers\":%" PRIu64 "}\n",
@@ -470,7 +430,7 @@ static int run_verify(struct cli_ctx *ctx, int argc, char **argv)
 	if (argc > 1)
 		return cli_error("verify takes no arguments; see 'roam verify --help'");
 	struct store *s;
-	if (open_store(ctx, STORE_OPEN_RDONLY, &s))
+	if (cli_open_store(ctx, STORE_OPEN_RDONLY, &s))
 		return 1;
 	struct cli_progress *p = cli_progress_start(ctx, "verify", 0);
 	struct store_progress sp = { progress_fn, p };
@@ -487,18 +447,18 @@ static int run_verify(struct cli_ctx *ctx, int argc, char **argv)
 		for (size_t i = 0; i < rep->n_bad; i++) {
 			store_hash_hex(&rep->bad[i].hash, hex);
 			printf("%s{\"hash\":\"%s\",\"reason\":", i ? "," : "", hex);
-			json_str(rep->bad[i].reason);
+			cli_json_str(stdout, rep->bad[i].reason);
 			printf(",\"refs\":[");
 			for (size_t k = 0; k < rep->bad[i].n_refs; k++) {
 				printf(k ? "," : "");
-				json_str(rep->bad[i].refs[k]);
+				cli_json_str(stdout, rep->bad[i].refs[k]);
 			}
 			printf("]}");
 		}
 		printf("],\"bad_refs\":[");
 		for (size_t i = 0; i < rep->n_bad_refs; i++) {
 			printf(i ? "," : "");
-			json_str(rep->bad_refs[i]);
+			cli_json_str(stdout, rep->bad_refs[i]);
 		}
 		printf("]}\n");
 	} else {
@@ -511,7 +471,7 @@ static int run_verify(struct cli_ctx *ctx, int argc, char **argv)
 		for (size_t i = 0; i < rep->n_bad_refs; i++)
 			printf("damaged ref: %s\n", rep->bad_refs[i]);
 		char b[32];
-		human(b, sizeof(b), rep->stored_bytes);
+		cli_human_bytes(b, sizeof(b), rep->stored_bytes);
 		if (rep->n_bad)
 			fprintf(stderr, "roam: verify found %zu bad object(s) among %" PRIu64 "; "
 				"damaged refs are listed above (restore them from another copy, or "

@@ -12,16 +12,6 @@
 #include "cli/cli.h"
 #include "sync/sync.h"
 
-static struct store *open_store(struct cli_ctx *ctx, bool rdonly)
-{
-	struct store *s;
-	if (store_open(ctx->store_path, rdonly ? STORE_OPEN_RDONLY : 0, &s) < 0) {
-		cli_error("%s", store_last_error());
-		return NULL;
-	}
-	return s;
-}
-
 struct prog { const struct cli_ctx *ctx; const char *what; struct cli_progress *p; };
 
 static void prog_fn(void *arg, uint64_t done, uint64_t total, uint64_t objects)
@@ -95,7 +85,7 @@ static int run_remote(struct cli_ctx *ctx, int argc, char **argv)
 			return cli_error("remote name or URL too long");
 		snprintf(r.name, sizeof(r.name), "%s", pos[0]);
 		snprintf(r.url, sizeof(r.url), "%s", pos[1]);
-		struct store *s = open_store(ctx, false);
+		struct store *s = cli_store(ctx, false);
 		if (!s)
 			return 1;
 		int rc = sync_remote_add(s, &r, err, sizeof(err));
@@ -103,7 +93,7 @@ static int run_remote(struct cli_ctx *ctx, int argc, char **argv)
 		return rc < 0 ? cli_error("%s", err) : 0;
 	}
 	if (!strcmp(sub, "rm") && argc == 3) {
-		struct store *s = open_store(ctx, false);
+		struct store *s = cli_store(ctx, false);
 		if (!s)
 			return 1;
 		int rc = sync_remote_rm(s, argv[2], err, sizeof(err));
@@ -111,7 +101,7 @@ static int run_remote(struct cli_ctx *ctx, int argc, char **argv)
 		return rc < 0 ? cli_error("%s", err) : 0;
 	}
 	if ((!strcmp(sub, "ls") || !strcmp(sub, "list")) && argc == 2) {
-		struct store *s = open_store(ctx, true);
+		struct store *s = cli_store(ctx, true);
 		if (!s)
 			return 1;
 		struct sync_remote *v;
@@ -203,7 +193,7 @@ static int xfer(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, char *
 	int i = parse_xfer(cmd, argc, argv, &x);
 	if (i < 0 || argc - i != 2)
 		return cli_usage(cmd);
-	struct store *s = open_store(ctx, false);
+	struct store *s = cli_store(ctx, false);
 	if (!s)
 		return 1;
 	struct sync_remote r;
@@ -279,7 +269,7 @@ static int run_clone(struct cli_ctx *ctx, int argc, char **argv)
 	int rc = store_init(ctx->store_path, NULL);
 	if (rc < 0 && rc != -EEXIST)
 		return cli_error("%s", store_last_error());
-	struct store *s = open_store(ctx, false);
+	struct store *s = cli_store(ctx, false);
 	if (!s)
 		return 1;
 	struct sync_remote r = { 0 };
@@ -371,7 +361,7 @@ static int run_bundle(struct cli_ctx *ctx, int argc, char **argv)
 		char *at = strchr(vm, '@');
 		if (at)
 			*at++ = 0;
-		struct store *s = open_store(ctx, true);
+		struct store *s = cli_store(ctx, true);
 		if (!s)
 			return 1;
 		struct prog pg = { ctx, "bundle", NULL };
@@ -401,7 +391,7 @@ static int run_bundle(struct cli_ctx *ctx, int argc, char **argv)
 		int rc = store_init(ctx->store_path, NULL);
 		if (rc < 0 && rc != -EEXIST)
 			return cli_error("%s", store_last_error());
-		struct store *s = open_store(ctx, false);
+		struct store *s = cli_store(ctx, false);
 		if (!s)
 			return 1;
 		struct prog pg = { ctx, "import", NULL };
@@ -450,7 +440,7 @@ static int run_lease(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	if (!vm || (take && release))
 		return cli_usage(&cmd_lease);
-	struct store *s = open_store(ctx, !(take || release));
+	struct store *s = cli_store(ctx, !(take || release));
 	if (!s)
 		return 1;
 	char err[512], host[CKPT_LEASE_HOST_MAX + 1];

@@ -41,16 +41,6 @@ static const char *kit_dir(void)
 	return NULL;
 }
 
-static struct store *open_store(struct cli_ctx *ctx, bool rdonly)
-{
-	struct store *s;
-	if (store_open(ctx->store_path, rdonly ? STORE_OPEN_RDONLY : 0, &s) < 0) {
-		cli_error("%s", store_last_error());
-		return NULL;
-	}
-	return s;
-}
-
 /* ---- roam create ---------------------------------------------------------- */
 
 static const char create_usage[] =
@@ -153,7 +143,7 @@ static int run_create(struct cli_ctx *ctx, int argc, char **argv)
 		rc = cli_error("%s", err);
 		goto out;
 	}
-	struct store *s = open_store(ctx, false);
+	struct store *s = cli_store(ctx, false);
 	if (!s)
 		goto out;
 	if (ckpt_vm_create(s, &o, err, sizeof(err)) < 0)
@@ -268,7 +258,7 @@ static int run_checkpoint(struct cli_ctx *ctx, int argc, char **argv)
 		return cli_error("checkpoint needs a VM name and a TAG");
 	const char *name = argv[optind], *tag = argv[optind + 1];
 	char err[700];
-	struct store *s = open_store(ctx, false);
+	struct store *s = cli_store(ctx, false);
 	if (!s)
 		return 1;
 	int rc = 0;
@@ -303,7 +293,7 @@ static int run_tag(struct cli_ctx *ctx, int argc, char **argv)
 {
 	if (argc < 3 || argc > 4)
 		return cli_error("tag needs VM TAG [COMMIT|TAG]");
-	struct store *s = open_store(ctx, false);
+	struct store *s = cli_store(ctx, false);
 	if (!s)
 		return 1;
 	char err[512];
@@ -341,7 +331,7 @@ static int run_rollback(struct cli_ctx *ctx, int argc, char **argv)
 			return cli_error("cannot stop %s: %s", name, err);
 		/* The suspended process exits right after answering. */
 		for (int i = 0; i < 100; i++) {
-			struct store *s = open_store(ctx, true);
+			struct store *s = cli_store(ctx, true);
 			if (!s)
 				return 1;
 			int running = ckpt_vm_running(s, name, NULL, NULL, 0);
@@ -351,7 +341,7 @@ static int run_rollback(struct cli_ctx *ctx, int argc, char **argv)
 			usleep(100000);
 		}
 	}
-	struct store *s = open_store(ctx, false);
+	struct store *s = cli_store(ctx, false);
 	if (!s)
 		return 1;
 	int rc = ckpt_vm_rollback(s, name, tag, err, sizeof(err));
@@ -374,7 +364,7 @@ static int run_rm(struct cli_ctx *ctx, int argc, char **argv)
 {
 	if (argc != 2)
 		return cli_error("rm needs one VM name");
-	struct store *s = open_store(ctx, false);
+	struct store *s = cli_store(ctx, false);
 	if (!s)
 		return 1;
 	char err[512];
@@ -439,26 +429,12 @@ static int cmp_time(const void *a, const void *b)
 	return x->c->time < y->c->time ? 1 : x->c->time > y->c->time ? -1 : 0;
 }
 
-static void print_json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static int run_log(struct cli_ctx *ctx, int argc, char **argv)
 {
 	if (argc != 2)
 		return cli_error("log needs one VM name");
 	const char *name = argv[1];
-	struct store *s = open_store(ctx, true);
+	struct store *s = cli_store(ctx, true);
 	if (!s)
 		return 1;
 	char prefix[300];
@@ -548,12 +524,12 @@ static int run_log(struct cli_ctx *ctx, int argc, char **argv)
 		}
 		if (ctx->json) {
 			printf("%s{\"commit\":\"%s\",\"time\":%lld,\"host\":", i ? "," : "", hex, (long long)c->time);
-			print_json_str(c->host);
+			cli_json_str(stdout, c->host);
 			printf(",\"message\":");
-			print_json_str(c->message);
+			cli_json_str(stdout, c->message);
 			printf(",\"state\":\"%s\",\"memory_bytes\":%llu,\"disk_bytes\":%llu,\"refs\":",
 			       suspended ? "suspended" : "off", (unsigned long long)mem, (unsigned long long)disk);
-			print_json_str(labels);
+			cli_json_str(stdout, labels);
 			printf(",\"parents\":[");
 			for (size_t p = 0; p < c->n_parents; p++) {
 				char ph[STORE_HASH_HEX];
@@ -613,9 +589,9 @@ static int status_one(struct cli_ctx *ctx, struct store *s, const char *name, in
 	}
 	if (ctx->json) {
 		printf("%s{\"name\":", idx ? "," : "");
-		print_json_str(name);
+		cli_json_str(stdout, name);
 		printf(",\"state\":\"%s\",\"pid\":%d,\"host\":", state, running == 1 ? (int)pid : 0);
-		print_json_str(host);
+		cli_json_str(stdout, host);
 		printf(",\"mem\":%llu,\"cpus\":%d,\"disks\":%d,\"disk_bytes\":%llu,\"time\":%lld}",
 		       (unsigned long long)cfg.mem, cfg.cpus, cfg.disks, (unsigned long long)disk,
 		       (long long)c->time);
@@ -652,7 +628,7 @@ static int status_ref(void *arg, const char *name, const struct store_hash *h)
 
 static int run_status(struct cli_ctx *ctx, int argc, char **argv)
 {
-	struct store *s = open_store(ctx, true);
+	struct store *s = cli_store(ctx, true);
 	if (!s)
 		return 1;
 	int rc = 0;
