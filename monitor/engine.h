@@ -56,6 +56,9 @@ struct engine_ops {
 extern const struct engine_ops kvm_engine_ops;
 extern const struct engine_ops bt_engine_ops;
 
+/* True when a "flags" line of /proc/cpuinfo names flag ("vmx", "svm"). */
+bool host_cpu_has(const char *flag);
+
 /* Picks an engine by name: "kvm", "bt" or "auto" (KVM only where the CPU
  * has vmx/svm and /dev/kvm is usable; otherwise BT, with *note saying why).
  * Returns 0 or -errno with *why set. */

@@ -9,8 +9,7 @@
 #include <string.h>
 #include "monitor/engine.h"
 
-/* True when a "flags" line of /proc/cpuinfo names vmx or svm. */
-static bool cpu_has_hwvirt(void)
+bool host_cpu_has(const char *flag)
 {
 	FILE *f = fopen("/proc/cpuinfo", "re");
 	if (!f)
@@ -22,10 +21,15 @@ static bool cpu_has_hwvirt(void)
 			continue;
 		for (char *save = NULL, *w = strtok_r(line, " \t\n", &save); w && !found;
 		     w = strtok_r(NULL, " \t\n", &save))
-			found = !strcmp(w, "vmx") || !strcmp(w, "svm");
+			found = !strcmp(w, flag);
 	}
 	fclose(f);
 	return found;
+}
+
+static bool cpu_has_hwvirt(void)
+{
+	return host_cpu_has("vmx") || host_cpu_has("svm");
 }
 
 int engine_select(const char *name, const struct engine_ops **ret,

@@ -95,25 +95,6 @@ static int fail(struct kvm_engine *k, int err, const char *fmt, ...)
 	return err;
 }
 
-/* True when /proc/cpuinfo's flags name vmx (Intel VT-x). */
-static bool host_has_vmx(void)
-{
-	FILE *f = fopen("/proc/cpuinfo", "re");
-	if (!f)
-		return false;
-	char line[8192];
-	bool found = false;
-	while (!found && fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "flags", 5) != 0)
-			continue;
-		for (char *save = NULL, *w = strtok_r(line, " \t\n", &save); w && !found;
-		     w = strtok_r(NULL, " \t\n", &save))
-			found = !strcmp(w, "vmx");
-	}
-	fclose(f);
-	return found;
-}
-
 static struct kvm_cpuid2 *supported_cpuid(int kvm_fd, int *ret)
 {
 	for (uint32_t n = 128; n <= 4096; n *= 2) {
@@ -145,7 +126,7 @@ static int create_vm(struct kvm_engine *k)
 
 	/* Only VMX without unrestricted guest uses these pages (real mode);
 	 * SVM and PVM ignore them, so a failure matters only with vmx. */
-	bool vmx = host_has_vmx();
+	bool vmx = host_cpu_has("vmx");
 	uint64_t ident = KVM_IDENTITY_MAP_ADDR;
 	if ((r = kvm_ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &ident)) < 0 && vmx)
 		return fail(k, r, "KVM_SET_IDENTITY_MAP_ADDR failed: %s", strerror(-r));
