@@ -592,8 +592,10 @@ static void diff_tree(struct diff *d, const char *path, uint64_t ia, uint64_t ib
 		d->errors++;
 		goto out;
 	}
-	qsort(la.e, la.n, sizeof(*la.e), dent_cmp);
-	qsort(lb.e, lb.n, sizeof(*lb.e), dent_cmp);
+	if (la.n)
+		qsort(la.e, la.n, sizeof(*la.e), dent_cmp);
+	if (lb.n)
+		qsort(lb.e, lb.n, sizeof(*lb.e), dent_cmp);
 	size_t i = 0, j = 0;
 	while (i < la.n || j < lb.n) {
 		int c = i == la.n ? 1 : j == lb.n ? -1 : strcmp(la.e[i].name, lb.e[j].name);
