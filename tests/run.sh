@@ -7,6 +7,8 @@
 set -u
 BUILD=${BUILD:-build}
 export ROAM=${ROAM:-$PWD/$BUILD/roam} ROAM_BUILD=$PWD/$BUILD ROAM_SRC=$PWD
+# The guest kit does not depend on the build flavour: make kit puts it here.
+export ROAM_KIT=${ROAM_KIT:-$PWD/build/kit}
 log=$(mktemp /tmp/roam-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
 

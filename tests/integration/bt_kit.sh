@@ -6,7 +6,7 @@
 # Skipped when the kit is not built (make kit).
 . "$ROAM_SRC/tests/integration/lib.sh"
 
-KIT=$ROAM_BUILD/kit
+KIT=${ROAM_KIT:-$ROAM_BUILD/kit}
 if [ ! -f "$KIT/vmlinuz" ] || [ ! -f "$KIT/initrd.img" ] || [ ! -f "$KIT/root.ext4" ]; then
 	skip bt_kit "guest kit not built (make kit)"
 	exit 0

@@ -16,7 +16,7 @@
 . "$ROAM_SRC/tests/integration/lib.sh"
 R="$ROAM"
 cd "$T" || exit 1
-KIT="$ROAM_BUILD/kit"
+KIT="${ROAM_KIT:-$ROAM_BUILD/kit}"
 for f in vmlinuz initrd.img root.ext4; do
 	[ -f "$KIT/$f" ] || { skip linux_guest "$KIT/$f missing (make kit)"; exit 0; }
 done
