@@ -448,15 +448,15 @@ static int run_log(struct cli_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	/* Every commit reachable from the VM's refs, through parents. */
-	struct store_hash *todo = malloc(refs.n * sizeof(*todo) + 1);
-	size_t ntodo = refs.n, todocap = refs.n;
-	if (!todo) {
+	struct store_hash *pending = malloc(refs.n * sizeof(*pending) + 1);
+	size_t npend = refs.n, pendcap = refs.n;
+	if (!pending) {
 		rc = cli_error("out of memory");
 		goto out;
 	}
-	memcpy(todo, refs.hashes, refs.n * sizeof(*todo));
-	while (ntodo) {
-		struct store_hash h = todo[--ntodo];
+	memcpy(pending, refs.hashes, refs.n * sizeof(*pending));
+	while (npend) {
+		struct store_hash h = pending[--npend];
 		bool seen = false;
 		for (size_t i = 0; i < n && !seen; i++)
 			seen = store_hash_eq(&ents[i].h, &h);
@@ -478,17 +478,17 @@ static int run_log(struct cli_ctx *ctx, int argc, char **argv)
 		}
 		ents[n++] = (struct logent){ h, c };
 		for (size_t p = 0; p < c->n_parents; p++) {
-			if (ntodo == todocap) {
-				todocap = todocap * 2 + 8;
-				struct store_hash *t = realloc(todo, todocap * sizeof(*t));
+			if (npend == pendcap) {
+				pendcap = pendcap * 2 + 8;
+				struct store_hash *t = realloc(pending, pendcap * sizeof(*t));
 				if (!t)
 					break;
-				todo = t;
+				pending = t;
 			}
-			todo[ntodo++] = c->parents[p];
+			pending[npend++] = c->parents[p];
 		}
 	}
-	free(todo);
+	free(pending);
 	qsort(ents, n, sizeof(*ents), cmp_time);
 	if (ctx->json)
 		printf("[");

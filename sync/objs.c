@@ -190,7 +190,7 @@ void sync_hlist_free(struct sync_hlist *l)
 	memset(l, 0, sizeof(*l));
 }
 
-struct reach_ctx { struct sync_hset *set; struct sync_hlist *todo; };
+struct reach_ctx { struct sync_hset *set; struct sync_hlist *queue; };
 
 static int reach_child(void *arg, const struct store_hash *h, enum store_kind kind)
 {
@@ -198,20 +198,20 @@ static int reach_child(void *arg, const struct store_hash *h, enum store_kind ki
 	int rc = sync_hset_add(c->set, h);
 	if (rc <= 0)
 		return rc;
-	return kind == STORE_TREE || kind == STORE_COMMIT ? sync_hlist_push(c->todo, h, kind) : 0;
+	return kind == STORE_TREE || kind == STORE_COMMIT ? sync_hlist_push(c->queue, h, kind) : 0;
 }
 
 int sync_reach(struct store *s, const struct store_hash *h, struct sync_hset *set)
 {
-	struct sync_hlist todo = { 0 };
-	struct reach_ctx c = { set, &todo };
+	struct sync_hlist queue = { 0 };
+	struct reach_ctx c = { set, &queue };
 	struct store_obj_info info;
 	int rc = store_stat(s, h, &info);
 	if (rc < 0)
 		return rc;
 	rc = reach_child(&c, h, info.kind);
-	while (rc >= 0 && todo.n) {
-		struct sync_hent e = todo.v[--todo.n];
+	while (rc >= 0 && queue.n) {
+		struct sync_hent e = queue.v[--queue.n];
 		void *data;
 		size_t len;
 		rc = store_get(s, &e.h, NULL, &data, &len);
@@ -220,18 +220,18 @@ int sync_reach(struct store *s, const struct store_hash *h, struct sync_hset *se
 		rc = sync_obj_children(e.kind, data, len, reach_child, &c);
 		free(data);
 	}
-	sync_hlist_free(&todo);
+	sync_hlist_free(&queue);
 	return rc < 0 ? rc : 0;
 }
 
 int sync_is_ancestor(struct store *s, const struct store_hash *anc, const struct store_hash *new)
 {
 	struct sync_hset *seen = sync_hset_new();
-	struct sync_hlist todo = { 0 };
-	int rc = seen ? sync_hlist_push(&todo, new, STORE_COMMIT) : -ENOMEM;
+	struct sync_hlist queue = { 0 };
+	int rc = seen ? sync_hlist_push(&queue, new, STORE_COMMIT) : -ENOMEM;
 	int found = 0;
-	while (rc >= 0 && todo.n && !found) {
-		struct store_hash h = todo.v[--todo.n].h;
+	while (rc >= 0 && queue.n && !found) {
+		struct store_hash h = queue.v[--queue.n].h;
 		if (store_hash_eq(&h, anc)) {
 			found = 1;
 			break;
@@ -247,10 +247,10 @@ int sync_is_ancestor(struct store *s, const struct store_hash *anc, const struct
 		if (rc < 0)
 			break;
 		for (size_t i = 0; rc >= 0 && i < c->n_parents; i++)
-			rc = sync_hlist_push(&todo, &c->parents[i], STORE_COMMIT);
+			rc = sync_hlist_push(&queue, &c->parents[i], STORE_COMMIT);
 		store_commit_free(c);
 	}
-	sync_hlist_free(&todo);
+	sync_hlist_free(&queue);
 	sync_hset_free(seen);
 	return rc < 0 ? rc : found;
 }

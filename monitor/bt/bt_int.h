@@ -148,7 +148,7 @@ uint64_t bt_ea(struct bt_cpu *c, const struct bt_insn *i);
 int bt_ea_seg(const struct bt_insn *i);
 /* The exec function for a decoded instruction; bt_sys_exec for every
  * system instruction (the list is in exec_select.c), NULL when the
- * encoding is valid but not implemented (the loop raises #UD). */
+ * encoding is valid but has no exec function (the loop raises #UD). */
 bt_exec_fn bt_select(const struct bt_insn *i);
 
 /* What the ISA half implements (for the CPU model in cpuid.c): integer
