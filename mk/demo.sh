@@ -61,13 +61,12 @@ exec 3>&-
 say "roam cat demo:/note.txt   (read the guest's disk without booting it)"
 "$ROAM" cat demo:/note.txt
 say "roam run demo   (resume where it was)"
-t0=$(date +%s)
 start
-guest 'echo count-now-$(cat /tmp/count); cat /mnt/note.txt; cat /proc/uptime'
+guest 'sleep 2; echo count-now-$(cat /tmp/count); cat /mnt/note.txt; cat /proc/uptime'
 wait_for 'count-now-[0-9]' 120
 after=$(grep -ao 'count-now-[0-9][0-9]*' "$D/console" | head -n 1 | sed 's/.*-//')
 grep -a 'written before suspend' "$D/console" | head -n 1
-echo "resumed and answered in $(( $(date +%s) - t0 )) s; the counter went on from $before to $after"
+echo "resumed: two seconds later the counter is at $after (it was $before when suspended)"
 [ "$after" -ge "$before" ] || { echo "demo: the counter went backwards" >&2; exit 1; }
 say "roam suspend demo"
 "$ROAM" suspend demo
