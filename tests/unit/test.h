@@ -23,4 +23,27 @@ static int test_failures;
 #define SKIP(fn, why) printf("SKIP: %s: %s\n", #fn, why)
 
 #define TEST_EXIT() return test_failures ? 1 : 0
+
+/* Reproducible xorshift64 data; a test may define TEST_RNG_SEED before
+ * including this header. */
+#include <stddef.h>
+#include <stdint.h>
+#ifndef TEST_RNG_SEED
+#define TEST_RNG_SEED 0x9e3779b97f4a7c15ull
+#endif
+static uint64_t test_rng_state = TEST_RNG_SEED;
+static inline uint64_t test_rnd(void)
+{
+	test_rng_state ^= test_rng_state << 13;
+	test_rng_state ^= test_rng_state >> 7;
+	test_rng_state ^= test_rng_state << 17;
+	return test_rng_state;
+}
+
+static inline void test_fill_random(void *p, size_t n)
+{
+	uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)test_rnd();
+}
 #endif

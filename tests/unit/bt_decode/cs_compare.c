@@ -10,16 +10,8 @@
 #include "monitor/bt/decode.h"
 #include "monitor/bt/decode_tab.h"
 #include "monitor/bt/bt_int.h"
+#define TEST_RNG_SEED 0x9e3779b97f4a7c15ull
 #include "tests/unit/test.h"
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
 
 /* Random instruction-like bytes: prefixes, escapes and ModRM bytes are
  * chosen often enough that every map and form is hit. */
@@ -29,8 +21,8 @@ static void gen(uint8_t *b, enum bt_mode mode)
 				       0x26, 0x64, 0x65, 0x36 };
 	int n = 0;
 	for (int k = 0; k < 15; k++)
-		b[k] = (uint8_t)rnd();
-	uint64_t r = rnd();
+		b[k] = (uint8_t)test_rnd();
+	uint64_t r = test_rnd();
 	int np = r % 4 == 0 ? (int)((r >> 8) % 4) : 0;
 	for (int k = 0; k < np; k++)
 		b[n++] = pfx[(r >> (16 + 4 * k)) % sizeof(pfx)];

@@ -18,26 +18,11 @@
 #include "image/store.h"
 #include "monitor/guest_mem.h"
 #include "monitor/vm.h"
+#define TEST_RNG_SEED 0x243f6a8885a308d3ull
 #include "tests/unit/test.h"
 
 static char tmpdir[] = "/tmp/roam-ckpt-test.XXXXXX";
 static int store_no;
-
-static uint64_t rng = 0x243f6a8885a308d3ull;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static void fill_random(void *p, size_t n)
-{
-	uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)rnd();
-}
 
 static struct store *new_store(uint32_t chunk)
 {
@@ -58,31 +43,31 @@ static void random_cpu(struct cpu_state *st)
 {
 	memset(st, 0, sizeof(*st));
 	for (int i = 0; i < 16; i++)
-		st->gpr[i] = rnd();
-	st->rip = rnd();
-	st->rflags = rnd();
+		st->gpr[i] = test_rnd();
+	st->rip = test_rnd();
+	st->rflags = test_rnd();
 	for (int i = 0; i < SEG_COUNT; i++)
-		st->seg[i] = (struct cpu_seg){ .base = rnd(), .limit = (uint32_t)rnd(),
-					       .attr = (uint32_t)rnd(), .sel = (uint16_t)rnd() };
-	st->gdt.base = rnd();
-	st->gdt.limit = (uint16_t)rnd();
-	st->idt.base = rnd();
-	st->idt.limit = (uint16_t)rnd();
-	st->cr0 = rnd(); st->cr2 = rnd(); st->cr3 = rnd(); st->cr4 = rnd();
-	st->cr8 = rnd(); st->efer = rnd(); st->xcr0 = rnd();
+		st->seg[i] = (struct cpu_seg){ .base = test_rnd(), .limit = (uint32_t)test_rnd(),
+					       .attr = (uint32_t)test_rnd(), .sel = (uint16_t)test_rnd() };
+	st->gdt.base = test_rnd();
+	st->gdt.limit = (uint16_t)test_rnd();
+	st->idt.base = test_rnd();
+	st->idt.limit = (uint16_t)test_rnd();
+	st->cr0 = test_rnd(); st->cr2 = test_rnd(); st->cr3 = test_rnd(); st->cr4 = test_rnd();
+	st->cr8 = test_rnd(); st->efer = test_rnd(); st->xcr0 = test_rnd();
 	for (int i = 0; i < 8; i++)
-		st->dr[i] = rnd();
+		st->dr[i] = test_rnd();
 	st->nmsrs = CPU_MAX_MSRS;
 	for (uint32_t i = 0; i < st->nmsrs; i++)
-		st->msrs[i] = (struct cpu_msr){ .index = (uint32_t)rnd(), .value = rnd() };
+		st->msrs[i] = (struct cpu_msr){ .index = (uint32_t)test_rnd(), .value = test_rnd() };
 	st->xsave_size = CPU_XSAVE_MAX - 64;
-	fill_random(st->xsave, st->xsave_size);
+	test_fill_random(st->xsave, st->xsave_size);
 	st->ev = (struct cpu_events){ .exc_pending = 1, .exc_vector = 14, .exc_has_error = 1,
 				      .exc_error = 0x1234, .nmi_masked = 1, .irq_injected = 1,
 				      .irq_vector = 0x31, .shadow = 2 };
 	st->mp_state = CPU_STOPPED;
 	st->sipi_vector = 0x9a;
-	fill_random(st->lapic, CPU_LAPIC_SIZE);
+	test_fill_random(st->lapic, CPU_LAPIC_SIZE);
 }
 
 static void test_cpu_roundtrip(void)
@@ -355,7 +340,7 @@ static void test_state_truncated_corrupt(void)
 	for (int i = 0; p && i < 300; i++) {
 		memcpy(p, buf, len);
 		for (int k = 0; k < 4; k++)
-			p[rnd() % len] ^= (uint8_t)(1 + rnd() % 255);
+			p[test_rnd() % len] ^= (uint8_t)(1 + test_rnd() % 255);
 		err[0] = 0;
 		if (ckpt_state_load(b, p, len, err, sizeof(err)) < 0 && !err[0])
 			silent++;
@@ -464,7 +449,7 @@ static void test_config_malformed(void)
 /* Imports a disk image of OV_SIZE bytes (chunks 3 and 7 zero) into s. */
 static int base_tree(struct store *s, uint8_t *img, struct store_hash *ret)
 {
-	fill_random(img, OV_SIZE);
+	test_fill_random(img, OV_SIZE);
 	memset(img + 3 * OV_CHUNK, 0, OV_CHUNK);
 	memset(img + 7 * OV_CHUNK, 0, OV_CHUNK);
 	char path[300];
@@ -527,7 +512,7 @@ static void test_overlay(void)
 	/* Partial writes copy up: one across chunks 1|2, one inside the
 	 * zero chunk 7, one into the partial last chunk. */
 	uint8_t data[9000];
-	fill_random(data, sizeof(data));
+	test_fill_random(data, sizeof(data));
 	CHECK_EQ(blockdev_pwrite(b, data, 3000, OV_CHUNK + 2000), 0);
 	memcpy(want + OV_CHUNK + 2000, data, 3000);
 	CHECK_EQ(blockdev_pwrite(b, data + 3000, 10, 7 * OV_CHUNK + 100), 0);
@@ -605,9 +590,9 @@ static void fill_mem(struct guest_mem *m)
 	uint8_t *p = gmem_base(m);
 	/* Some random pages, some text, most zero. */
 	for (uint64_t off = 0; off < MEM_SIZE; off += GMEM_PAGE) {
-		uint64_t r = rnd() % 4;
+		uint64_t r = test_rnd() % 4;
 		if (r == 0)
-			fill_random(p + off, GMEM_PAGE);
+			test_fill_random(p + off, GMEM_PAGE);
 		else if (r == 1)
 			for (uint64_t i = 0; i < GMEM_PAGE; i++)
 				p[off + i] = (uint8_t)"roam guest memory "[i % 18];
@@ -639,7 +624,7 @@ static void test_memory_full_incremental(void)
 		goto out;
 	uint64_t pages[] = { 0, 17, MEM_SIZE / GMEM_PAGE - 1 };
 	for (size_t i = 0; i < 3; i++) {
-		fill_random(gmem_base(a) + pages[i] * GMEM_PAGE + 100, 50);
+		test_fill_random(gmem_base(a) + pages[i] * GMEM_PAGE + 100, 50);
 		dirty[pages[i] / 64] |= 1ULL << (pages[i] % 64);
 	}
 	CHECK_EQ(ckpt_mem_save_dirty(s, a, &r1, dirty, &r2, &st), 0);

@@ -16,26 +16,11 @@
 #include "image/commit.h"
 #include "image/store.h"
 #include "image/store_int.h"
+#define TEST_RNG_SEED 0x9e3779b97f4a7c15ull
 #include "tests/unit/test.h"
 
 static char tmpdir[] = "/tmp/roam-image-test.XXXXXX";
 static int store_no;
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static void fill_random(void *p, size_t n)
-{
-	uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)rnd();
-}
 
 /* A fresh store with the given chunk size; path returned in buf. */
 static struct store *new_store(uint32_t chunk, char *buf, size_t n)
@@ -75,7 +60,7 @@ static void test_put_get(void)
 	static uint8_t text[65536], noise[65536];
 	for (size_t i = 0; i < sizeof(text); i++)
 		text[i] = "roam stores objects "[i % 20];
-	fill_random(noise, sizeof(noise));
+	test_fill_random(noise, sizeof(noise));
 	struct store_hash ht, hn, he;
 	CHECK(!store_put(s, STORE_BLOB, text, sizeof(text), &ht));
 	CHECK(!store_put(s, STORE_BLOB, noise, sizeof(noise), &hn));
@@ -148,7 +133,7 @@ static void test_corruption(void)
 	if (!s)
 		return;
 	static uint8_t noise[65536];
-	fill_random(noise, sizeof(noise));
+	test_fill_random(noise, sizeof(noise));
 	struct store_hash h;
 	CHECK(!store_put(s, STORE_BLOB, noise, sizeof(noise), &h));
 	CHECK(!corrupt(path, &h));
@@ -204,7 +189,7 @@ static void check_tree(struct store *s, const struct store_hash *root, const uin
 	CHECK_EQ(store_tree_read(t, got, size + 100, 0), (long long)size);
 	CHECK(!memcmp(got, want, size));
 	for (int i = 0; i < 200 && size; i++) {
-		uint64_t off = rnd() % size, len = rnd() % 20000;
+		uint64_t off = test_rnd() % size, len = test_rnd() % 20000;
 		ssize_t n = store_tree_read(t, got, len, off);
 		uint64_t exp = len < size - off ? len : size - off;
 		CHECK_EQ(n, (long long)exp);
@@ -229,7 +214,7 @@ static void test_tree_builder(void)
 	uint64_t nch = (size + 4095) / 4096;
 	uint8_t *img = calloc(1, size);
 	for (uint64_t c = 0; c < nch; c += 3)
-		fill_random(img + c * 4096, c * 4096 + 4096 <= size ? 4096 : size - c * 4096);
+		test_fill_random(img + c * 4096, c * 4096 + 4096 <= size ? 4096 : size - c * 4096);
 	struct store_tree_builder *b;
 	CHECK(!store_tree_builder_new(s, size, NULL, &b));
 	for (uint64_t c = 0; c < nch; c++) {
@@ -254,7 +239,7 @@ static void test_tree_builder(void)
 	/* Change a few chunks over the base: only those are read. */
 	CHECK(!store_tree_builder_new(s, size, &root, &b));
 	uint8_t chunk[4096];
-	fill_random(chunk, sizeof(chunk));
+	test_fill_random(chunk, sizeof(chunk));
 	CHECK(!store_tree_builder_set(b, 700, chunk, 4096));
 	memcpy(img + 700 * 4096, chunk, 4096);
 	memset(chunk, 0, sizeof(chunk));
@@ -344,7 +329,7 @@ static void test_tree_threads(void)
 		return;
 	uint64_t size = 8 << 20;
 	uint8_t *img = malloc(size);
-	fill_random(img, size);
+	test_fill_random(img, size);
 	memset(img + (1 << 20), 0, 2 << 20);
 	char f[300];
 	snprintf(f, sizeof(f), "%s/thr", tmpdir);
@@ -545,7 +530,7 @@ static void test_gc(void)
 	/* Reachability goes through commits and trees. */
 	struct store_hash blob, root, commit;
 	static uint8_t data[65536 * 2];
-	fill_random(data, sizeof(data));
+	test_fill_random(data, sizeof(data));
 	struct store_tree_builder *b;
 	CHECK(!store_tree_builder_new(w, sizeof(data), NULL, &b));
 	CHECK(!store_tree_builder_set(b, 1, data + 65536, 65536));
@@ -577,7 +562,7 @@ static void test_verify(void)
 	if (!s)
 		return;
 	static uint8_t data[65536 * 3];
-	fill_random(data, sizeof(data));
+	test_fill_random(data, sizeof(data));
 	char f[300];
 	snprintf(f, sizeof(f), "%s/v", tmpdir);
 	int fd = open(f, O_RDWR | O_CREAT | O_TRUNC, 0644);
@@ -628,10 +613,10 @@ static void test_import_export(void)
 		uint64_t size = sizes[i];
 		uint8_t *img = calloc(1, size + 1);
 		if (size > 200000) {
-			fill_random(img, 100000);
-			fill_random(img + 2 * 1048576, size - 2 * 1048576);
+			test_fill_random(img, 100000);
+			test_fill_random(img + 2 * 1048576, size - 2 * 1048576);
 		} else {
-			fill_random(img, size);
+			test_fill_random(img, size);
 		}
 		char in[300], out[300];
 		snprintf(in, sizeof(in), "%s/in%zu", tmpdir, i);
@@ -657,7 +642,7 @@ static void test_import_export(void)
 	int mfd = memfd_create("ram", MFD_CLOEXEC);
 	CHECK(mfd >= 0 && !ftruncate(mfd, 8 << 20));
 	static uint8_t page[4096];
-	fill_random(page, sizeof(page));
+	test_fill_random(page, sizeof(page));
 	CHECK(pwrite(mfd, page, sizeof(page), 5 << 20) == sizeof(page));
 	struct store_hash mroot;
 	struct store_import_stats mst;
@@ -750,7 +735,7 @@ static void test_parsers_hostile(void)
 	size_t len;
 	CHECK(!store_commit_encode(&c, &enc, &len));
 	uint8_t kids[4 * 32], tree[TREE_HDR + sizeof(kids)];
-	fill_random(kids, sizeof(kids));
+	test_fill_random(kids, sizeof(kids));
 	size_t tlen = tree_node_encode(tree, 1, 512, 65536, 3ull * 65536 * 512 + 7, kids, 4);
 	int accepted = 0, roundtrip_bad = 0;
 	uint8_t buf[512];
@@ -758,11 +743,11 @@ static void test_parsers_hostile(void)
 		bool is_commit = i & 1;
 		size_t n = is_commit ? len : tlen;
 		memcpy(buf, is_commit ? enc : (void *)tree, n);
-		int flips = 1 + (int)(rnd() % 4);
+		int flips = 1 + (int)(test_rnd() % 4);
 		for (int f = 0; f < flips; f++)
-			buf[rnd() % n] ^= (uint8_t)(1u << (rnd() % 8));
-		if (rnd() % 8 == 0)
-			n = rnd() % n;
+			buf[test_rnd() % n] ^= (uint8_t)(1u << (test_rnd() % 8));
+		if (test_rnd() % 8 == 0)
+			n = test_rnd() % n;
 		if (is_commit) {
 			struct store_commit *d;
 			if (store_commit_decode(buf, n, &d) == 0) {
@@ -790,8 +775,8 @@ static void test_parsers_hostile(void)
 	CHECK_EQ(roundtrip_bad, 0);
 	CHECK(accepted > 0);      /* flips inside hashes and text are still valid */
 	for (int i = 0; i < 5000; i++) {
-		size_t n = rnd() % sizeof(buf);
-		fill_random(buf, n);
+		size_t n = test_rnd() % sizeof(buf);
+		test_fill_random(buf, n);
 		if (n >= 4 && i % 2)
 			memcpy(buf, i % 4 == 1 ? "RCMT" : "RTRE", 4);
 		struct store_commit *d;
