@@ -6,6 +6,14 @@
 #define ROAM_BT_EXEC_INT_H
 #include <stdint.h>
 #include "monitor/bt/bt_int.h"
+#include "monitor/bt/mem_fast.h"
+
+/* The exec functions use the inline fast paths (mem_fast.h). */
+#define bt_read(c, seg, off, size) bt_read_fast(c, seg, off, size)
+#define bt_read_rmw(c, seg, off, size) bt_read_rmw_fast(c, seg, off, size)
+#define bt_write(c, seg, off, size, val) bt_write_fast(c, seg, off, size, val)
+#define bt_push(c, size, val) bt_push_fast(c, size, val)
+#define bt_pop(c, size) bt_pop_fast(c, size)
 
 /* ---- lazy flags ----
  * cc_op = kind * 4 + size index (0: 8-bit, 1: 16, 2: 32, 3: 64); kind 0 is
