@@ -11,6 +11,7 @@
 #include "checkpoint/vmstore.h"
 #include "sync/objs.h"
 #include "sync/transport.h"
+#include "sync/xfer.h"
 
 #define GET_BATCH 256
 
@@ -25,6 +26,10 @@ struct client {
 	struct rref *refs;
 	size_t n_refs;
 	bool running;
+	int version;                /* negotiated */
+	int wire_level;             /* 0: automatic */
+	struct sync_wdec *dec;      /* version 2 pull: the server's stream */
+	uint64_t deltas;            /* records received as deltas */
 };
 
 /* Printable copy of untrusted text. */
@@ -78,7 +83,7 @@ static int read_reply(struct client *c, uint8_t want, struct sync_frame *f, char
 		sync_frame_release(f);
 		return -EREMOTEIO;
 	}
-	if (f->type != want) {
+	if (f->type != want && !(want == SYNC_ZDATA && f->type == SYNC_OBJ)) {
 		snprintf(err, errlen, "%s sent an unexpected message (type %u where %u was due)",
 			 c->what, f->type, want);
 		sync_frame_release(f);
@@ -105,15 +110,17 @@ static void client_close(struct client *c, bool bye)
 			c->conn->finish(c->conn, NULL, 0);
 		c->conn->free(c->conn);
 	}
+	sync_wdec_free(c->dec);
 	free(c->refs);
 	memset(c, 0, sizeof(*c));
 }
 
 static int client_open(struct client *c, const char *vm, const struct sync_connect_opts *o,
-		       char *err, size_t errlen)
+		       int wire_opt, char *err, size_t errlen)
 {
 	struct sync_url u;
 	memset(c, 0, sizeof(*c));
+	int maxver = sync_wire_setting(wire_opt, &c->wire_level);
 	int rc = sync_url_parse(o->url, &u, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -126,8 +133,8 @@ static int client_open(struct client *c, const char *vm, const struct sync_conne
 	snprintf(c->what, sizeof(c->what), "%s", c->conn->what);
 	struct sync_wb w = { 0 };
 	sync_wb_bytes(&w, SYNC_MAGIC, 8);
-	sync_wb_u16(&w, SYNC_VERSION);
-	sync_wb_u16(&w, SYNC_VERSION);
+	sync_wb_u16(&w, SYNC_VERSION_MIN);
+	sync_wb_u16(&w, (uint16_t)maxver);
 	sync_wb_u32(&w, o->create ? 1 : 0);
 	rc = w.bad ? -ENOMEM : sync_frame_write(c->io, SYNC_HELLO, w.p, w.len);
 	sync_wb_free(&w);
@@ -149,12 +156,13 @@ static int client_open(struct client *c, const char *vm, const struct sync_conne
 		snprintf(err, errlen, "%s did not answer like a roam server", c->what);
 		return -EPROTO;
 	}
-	if (ver != SYNC_VERSION) {
+	if (ver < SYNC_VERSION_MIN || ver > maxver) {
 		sync_frame_release(&f);
-		snprintf(err, errlen, "%s speaks sync version %u, this roam %u: update roam", c->what,
-			 ver, SYNC_VERSION);
+		snprintf(err, errlen, "%s speaks sync version %u, this roam %u..%d: update roam",
+			 c->what, ver, SYNC_VERSION_MIN, maxver);
 		return -EPROTONOSUPPORT;
 	}
+	c->version = ver;
 	clean(c->host, sizeof(c->host), (const char *)host, hl);
 	sync_frame_release(&f);
 	if (!c->host[0])
@@ -270,6 +278,7 @@ struct push_walk {
 	size_t n_nodes, cap_nodes;
 	struct store_hash *kids;      /* children of the node being expanded */
 	size_t n_kids, cap_kids;
+	struct sync_hset *known;      /* reachable from the far side's refs: there */
 };
 
 static int push_child(void *arg, const struct store_hash *h, enum store_kind kind)
@@ -368,6 +377,8 @@ static int push_walk_run(struct client *c, struct push_walk *w, struct sync_hlis
 			int a = sync_hset_add(seen, &frontier->v[i].h);
 			if (a < 0)
 				rc = a;
+			else if (a && w->known && sync_hset_has(w->known, &frontier->v[i].h))
+				st->have_skipped++;
 			else if (a)
 				rc = sync_hlist_push(&batch, &frontier->v[i].h, frontier->v[i].kind);
 		}
@@ -452,6 +463,64 @@ static int push_walk_run(struct client *c, struct push_walk *w, struct sync_hlis
 	return rc;
 }
 
+/* Version 2: every missing object into one wire stream, blobs first, then
+ * interior objects children first; deltas against what sits at the same
+ * place under the far side's head; a flush at every batch end. */
+static int push_wire(struct client *c, struct store *s, struct push_walk *w,
+		     const struct store_hash *order, const struct rref *rhead,
+		     const struct lref_list *lr, uint64_t raw_total, const struct sync_progress *p,
+		     struct sync_stats *st, char *err, size_t errlen)
+{
+	int level = c->wire_level ? c->wire_level : sync_wire_auto_level(raw_total);
+	struct sync_wenc *e;
+	struct sync_bmap *m = NULL;
+	int rc = sync_wenc_new(c->io, level, &e);
+	if (rc < 0)
+		return rc;
+	st->wire_level = level;
+	if (rhead && store_has(s, &rhead->h) == 1 && sync_bmap_new(&m) == 0) {
+		for (size_t i = 0; m && i < lr->n; i++) {
+			const struct rref *rr = remote_ref(c, lr->v[i].name);
+			if (rr && store_hash_eq(&rr->h, &lr->v[i].h))
+				continue;
+			/* no basis only costs bytes */
+			if (sync_bmap_add_commits(m, s, &lr->v[i].h, &rhead->h) < 0) {
+				sync_bmap_free(m);
+				m = NULL;
+			}
+		}
+	}
+	uint64_t raw = 0, batch_raw = 0, batch_n = 0;
+	size_t n = w->blobs.n + w->n_nodes;
+	for (size_t i = 0; i < n && rc >= 0; i++) {
+		const struct store_hash *h = i < w->blobs.n ? &w->blobs.v[i].h : &order[i - w->blobs.n];
+		bool io_failed;
+		uint64_t before = raw;
+		rc = sync_xfer_send(e, c->io, s, m, h, &raw, &io_failed, err, errlen);
+		if (rc < 0) {
+			if (io_failed)
+				rc = write_failed(c, rc, err, errlen);
+			break;
+		}
+		st->objects++;
+		batch_raw += raw - before;
+		if (++batch_n >= SYNC_TXN_OBJS || batch_raw >= SYNC_TXN_BYTES || i + 1 == n) {
+			rc = sync_wenc_flush(e);
+			if (rc < 0)
+				rc = write_failed(c, rc, err, errlen);
+			batch_n = batch_raw = 0;
+			progress(p, raw, raw_total, st->objects);
+		}
+	}
+	struct sync_wire_stats ws;
+	sync_wenc_stats(e, &ws);
+	st->raw_bytes = raw;
+	st->deltas = ws.deltas;
+	sync_wenc_free(e);
+	sync_bmap_free(m);
+	return rc;
+}
+
 int sync_push(struct store *s, const char *vm, const struct sync_opts *o,
 	      struct sync_stats *st, char *err, size_t errlen)
 {
@@ -488,7 +557,7 @@ int sync_push(struct store *s, const char *vm, const struct sync_opts *o,
 	}
 	struct sync_connect_opts co = o->conn;
 	co.create = true;
-	rc = client_open(&c, vm, &co, err, errlen);
+	rc = client_open(&c, vm, &co, o->wire_level, err, errlen);
 	if (rc < 0)
 		goto out;
 	if (c.running) {
@@ -507,6 +576,18 @@ int sync_push(struct store *s, const char *vm, const struct sync_opts *o,
 			goto out;
 		}
 	}
+	/* what the far side's refs reach is there (a store holds everything its
+	 * refs reach): no need to ask about it */
+	w.known = sync_hset_new();
+	for (size_t i = 0; w.known && i < c.n_refs; i++) {
+		const char *leaf = c.refs[i].name + 4 + strlen(vm) + 1;
+		if (!strcmp(leaf, "lease") || store_has(s, &c.refs[i].h) != 1)
+			continue;
+		if (sync_reach(s, &c.refs[i].h, w.known) < 0) {
+			sync_hset_free(w.known);
+			w.known = NULL;
+		}
+	}
 	for (size_t i = 0; i < lr.n && rc >= 0; i++)
 		rc = sync_hlist_push(&frontier, &lr.v[i].h, STORE_COMMIT);
 	if (rc >= 0)
@@ -516,23 +597,29 @@ int sync_push(struct store *s, const char *vm, const struct sync_opts *o,
 	rc = topo_order(w.nodes, w.n_nodes, &order);
 	if (rc < 0)
 		goto out;
-	uint64_t total = 0, done = 0;
+	uint64_t total = 0, raw_total = 0, done = 0;
 	for (size_t i = 0; i < w.blobs.n; i++) {
 		struct store_obj_info info;
-		if (store_stat(s, &w.blobs.v[i].h, &info) == 0)
+		if (store_stat(s, &w.blobs.v[i].h, &info) == 0) {
 			total += info.stored_size;
+			raw_total += info.size;
+		}
 	}
-	for (size_t i = 0; i < w.blobs.n && rc >= 0; i++) {
+	if (c.version >= 2)
+		rc = push_wire(&c, s, &w, order, rhead, &lr, raw_total, &o->progress, st, err, errlen);
+	for (size_t i = 0; c.version < 2 && i < w.blobs.n && rc >= 0; i++) {
 		rc = send_obj(&c, s, &w.blobs.v[i].h, &done, err, errlen);
 		st->objects++;
 		progress(&o->progress, done, total, st->objects);
 	}
-	for (size_t i = 0; i < w.n_nodes && rc >= 0; i++) {
+	for (size_t i = 0; c.version < 2 && i < w.n_nodes && rc >= 0; i++) {
 		rc = send_obj(&c, s, &order[i], &done, err, errlen);
 		st->objects++;
 	}
 	if (rc < 0)
 		goto out;
+	if (c.version >= 2)
+		done = total;
 	st->object_bytes = done;
 	rc = sync_frame_write(c.io, SYNC_FLUSH, NULL, 0);
 	struct sync_frame f;
@@ -596,12 +683,16 @@ int sync_push(struct store *s, const char *vm, const struct sync_opts *o,
 out:
 	st->bytes_sent = c.io ? c.io->bytes_out : 0;
 	st->bytes_received = c.io ? c.io->bytes_in : 0;
+	st->version = c.version;
+	if (c.deltas)
+		st->deltas = c.deltas;
 	client_close(&c, rc >= 0);
 	for (size_t i = 0; i < w.n_nodes; i++)
 		free(w.nodes[i].kids);
 	free(w.nodes);
 	free(w.kids);
 	free(order);
+	sync_hset_free(w.known);
 	sync_hlist_free(&w.blobs);
 	sync_hlist_free(&w.next);
 	sync_hlist_free(&frontier);
@@ -611,7 +702,13 @@ out:
 
 /* ---- pull ------------------------------------------------------------------- */
 
-struct fetched { struct inode n; enum store_kind kind; struct store_raw raw; };
+struct fetched {
+	struct inode n;
+	enum store_kind kind;
+	struct store_raw raw;       /* stored form (raw.data), or */
+	void *plain;                /* the object itself (wire codec) */
+	size_t plain_len;
+};
 
 struct pull_walk {
 	struct client *c;
@@ -640,30 +737,111 @@ static int pull_child(void *arg, const struct store_hash *h, enum store_kind kin
 	return sync_hlist_push(&w->next, h, kind);
 }
 
-/* Reads one OBJ answering a GET for (h, kind): checked against both. */
-static int read_obj(struct client *c, const struct store_hash *h, enum store_kind kind,
-		    struct sync_frame *f, struct sync_obj *ob, char *err, size_t errlen)
+static bool kind_ok(enum store_kind want, enum store_kind got)
+{
+	return want == STORE_BLOB ? got == STORE_BLOB || got == STORE_STATE : got == want;
+}
+
+/* Checks one OBJ frame answering a GET for (h, kind) against both. */
+static int check_obj(struct client *c, const struct store_hash *h, enum store_kind kind,
+		     struct sync_frame *f, struct sync_obj *ob, char *err, size_t errlen)
 {
 	char hex[STORE_HASH_HEX];
 	store_hash_hex(h, hex);
-	int rc = read_reply(c, SYNC_OBJ, f, err, errlen);
-	if (rc < 0)
-		return rc;
 	if (sync_obj_parse(f->data, f->len, ob) < 0 || !store_hash_eq(&ob->hash, h)) {
 		sync_frame_release(f);
 		snprintf(err, errlen, "%s sent a malformed or unasked-for object where %.16s was "
 			 "due: refused, nothing changed", c->what, hex);
 		return -EPROTO;
 	}
-	bool kind_ok = kind == STORE_BLOB ? ob->kind == STORE_BLOB || ob->kind == STORE_STATE
-					  : ob->kind == kind;
-	if (!kind_ok) {
+	if (!kind_ok(kind, ob->kind)) {
 		sync_frame_release(f);
 		snprintf(err, errlen, "%s sent object %.16s as a %s where a %s was due: refused",
 			 c->what, hex, store_kind_name(ob->kind), store_kind_name(kind));
 		return -EPROTO;
 	}
 	return 0;
+}
+
+static int corrupt(struct client *c, const struct store_hash *h, char *err, size_t errlen);
+
+/* One object answering a GET for (h, kind): an OBJ frame (stored form: f,
+ * ob) or, in version 2, a record of the server's wire stream, resolved
+ * against this store and verified (plain, len). */
+struct got {
+	bool stored;
+	struct sync_frame f;
+	struct sync_obj ob;
+	void *plain;
+	size_t len;
+	enum store_kind kind;       /* of plain */
+};
+
+static void got_release(struct got *g)
+{
+	sync_frame_release(&g->f);
+	free(g->plain);
+	g->plain = NULL;
+}
+
+static int next_obj(struct client *c, struct store *s, const struct store_hash *h,
+		    enum store_kind kind, struct got *g, char *err, size_t errlen)
+{
+	memset(g, 0, sizeof(*g));
+	if (c->version < 2) {
+		g->stored = true;
+		int rc = read_reply(c, SYNC_OBJ, &g->f, err, errlen);
+		return rc < 0 ? rc : check_obj(c, h, kind, &g->f, &g->ob, err, errlen);
+	}
+	if (!c->dec && sync_wdec_new(&c->dec) < 0)
+		return -ENOMEM;
+	for (;;) {
+		struct sync_wrec rec;
+		int rc = sync_wdec_next(c->dec, &rec);
+		if (rc < 0) {
+			snprintf(err, errlen, "%s sent a bad wire stream (%s): refused", c->what,
+				 sync_wdec_error(c->dec));
+			return rc;
+		}
+		if (rc == 1) {
+			char why[400], hex[STORE_HASH_HEX];
+			struct store_hash got;
+			store_hash_hex(h, hex);
+			if (!kind_ok(kind, rec.kind)) {
+				snprintf(err, errlen, "%s sent object %.16s as a %s where a %s was due: "
+					 "refused", c->what, hex, store_kind_name(rec.kind),
+					 store_kind_name(kind));
+				return -EPROTO;
+			}
+			g->kind = rec.kind;
+			c->deltas += rec.delta;
+			rc = sync_xfer_resolve(c->dec, s, &rec, &g->plain, &g->len, &got, why, sizeof(why));
+			if (rc < 0) {
+				snprintf(err, errlen, "%s: %s", c->what, why);
+				return rc;
+			}
+			if (!store_hash_eq(&got, h)) {
+				got_release(g);
+				return corrupt(c, h, err, errlen);
+			}
+			return 0;
+		}
+		rc = read_reply(c, SYNC_ZDATA, &g->f, err, errlen);
+		if (rc < 0)
+			return rc;
+		if (g->f.type == SYNC_ZDATA) {
+			sync_wdec_input(c->dec, &g->f);
+			continue;
+		}
+		if (!sync_wdec_idle(c->dec)) {
+			sync_frame_release(&g->f);
+			snprintf(err, errlen, "%s sent an OBJ frame in the middle of its wire stream: "
+				 "refused", c->what);
+			return -EPROTO;
+		}
+		g->stored = true;
+		return check_obj(c, h, kind, &g->f, &g->ob, err, errlen);
+	}
 }
 
 static int send_get(struct client *c, const struct sync_hent *v, size_t n, char *err, size_t errlen)
@@ -714,23 +892,31 @@ static int pull_level(struct pull_walk *w, struct sync_hlist *frontier, char *er
 		rc = send_get(w->c, want.v + off, n, err, errlen);
 		for (size_t i = 0; !rc && i < n; i++) {
 			const struct sync_hent *e = &want.v[off + i];
-			struct sync_frame f;
-			struct sync_obj ob;
-			rc = read_obj(w->c, &e->h, e->kind, &f, &ob, err, errlen);
-			if (rc < 0)
-				break;
-			void *data;
-			rc = sync_obj_decode(&e->h, ob.codec, ob.size, ob.stored, ob.stored_len, &data);
+			struct got g;
+			rc = next_obj(w->c, w->s, &e->h, e->kind, &g, err, errlen);
 			if (rc < 0) {
-				sync_frame_release(&f);
-				rc = corrupt(w->c, &e->h, err, errlen);
+				got_release(&g);
 				break;
 			}
+			void *dec = NULL;
+			const void *data = g.plain;
+			size_t dlen = g.len;
+			if (g.stored) {
+				rc = sync_obj_decode(&e->h, g.ob.codec, g.ob.size, g.ob.stored,
+						     g.ob.stored_len, &dec);
+				if (rc < 0) {
+					got_release(&g);
+					rc = corrupt(w->c, &e->h, err, errlen);
+					break;
+				}
+				data = dec;
+				dlen = g.ob.size;
+			}
 			w->n_kids = 0;
-			rc = sync_obj_children(e->kind, data, ob.size, pull_child, w);
-			free(data);
+			rc = sync_obj_children(e->kind, data, dlen, pull_child, w);
+			free(dec);
 			if (rc < 0) {
-				sync_frame_release(&f);
+				got_release(&g);
 				snprintf(err, errlen, "%s sent a malformed %s: refused", w->c->what,
 					 store_kind_name(e->kind));
 				break;
@@ -739,7 +925,7 @@ static int pull_level(struct pull_walk *w, struct sync_hlist *frontier, char *er
 				size_t cap = w->cap ? w->cap * 2 : 64;
 				struct fetched *nv = realloc(w->v, cap * sizeof(*nv));
 				if (!nv) {
-					sync_frame_release(&f);
+					got_release(&g);
 					rc = -ENOMEM;
 					break;
 				}
@@ -751,25 +937,33 @@ static int pull_level(struct pull_walk *w, struct sync_hlist *frontier, char *er
 			fe->n.h = e->h;
 			fe->kind = e->kind;
 			fe->n.kids = malloc((w->n_kids ? w->n_kids : 1) * sizeof(*fe->n.kids));
-			fe->raw.data = malloc(ob.stored_len ? ob.stored_len : 1);
-			if (!fe->n.kids || !fe->raw.data) {
+			size_t slen = g.stored ? g.ob.stored_len : 0;
+			fe->raw.data = g.stored ? malloc(slen ? slen : 1) : NULL;
+			if (!fe->n.kids || (g.stored && !fe->raw.data)) {
 				free(fe->n.kids);
 				free(fe->raw.data);
-				sync_frame_release(&f);
+				got_release(&g);
 				rc = -ENOMEM;
 				break;
 			}
 			if (w->n_kids)
 				memcpy(fe->n.kids, w->kids, w->n_kids * sizeof(*w->kids));
 			fe->n.n_kids = w->n_kids;
-			if (ob.stored_len)
-				memcpy(fe->raw.data, ob.stored, ob.stored_len);
-			fe->raw.info = (struct store_obj_info){ .kind = ob.kind, .size = ob.size,
-				.stored_size = ob.stored_len, .codec = ob.codec };
+			if (g.stored) {
+				if (slen)
+					memcpy(fe->raw.data, g.ob.stored, slen);
+				fe->raw.info = (struct store_obj_info){ .kind = g.ob.kind, .size = g.ob.size,
+					.stored_size = slen, .codec = g.ob.codec };
+				w->st->object_bytes += slen;
+			} else {
+				fe->plain = g.plain;
+				fe->plain_len = g.len;
+				g.plain = NULL;
+				w->st->raw_bytes += fe->plain_len;
+			}
 			w->n++;
 			w->st->objects++;
-			w->st->object_bytes += ob.stored_len;
-			sync_frame_release(&f);
+			got_release(&g);
 		}
 	}
 	sync_hlist_free(&want);
@@ -789,6 +983,39 @@ static int put_checked(struct client *c, struct store *s, const struct store_has
 			 store_last_error());
 	}
 	return rc;
+}
+
+/* Stores an object received (and verified) in plain form at this store's level. */
+static int put_plain(struct client *c, struct store *s, const struct store_hash *h,
+		     enum store_kind kind, const void *data, size_t len, char *err, size_t errlen)
+{
+	struct store_hash got;
+	int rc = store_put(s, kind, data, len, &got);
+	if (rc == 0 && !store_hash_eq(&got, h))
+		return corrupt(c, h, err, errlen);
+	if (rc < 0) {
+		char hex[STORE_HASH_HEX];
+		store_hash_hex(h, hex);
+		snprintf(err, errlen, "object %.16s from %s refused: %s", hex, c->what,
+			 store_last_error());
+	}
+	return rc;
+}
+
+/* Version 2: the wire level and expected size of what follows, and the
+ * basis (this store's head) for deltas. */
+static int send_plan(struct client *c, uint64_t estimate, const struct store_hash *old,
+		     const struct store_hash *new, char *err, size_t errlen)
+{
+	struct store_hash zero = { { 0 } };
+	struct sync_wb w = { 0 };
+	sync_wb_u8(&w, (uint8_t)c->wire_level);
+	sync_wb_u64(&w, estimate);
+	sync_wb_bytes(&w, old ? old->b : zero.b, STORE_HASH_LEN);
+	sync_wb_bytes(&w, new->b, STORE_HASH_LEN);
+	int rc = w.bad ? -ENOMEM : sync_frame_write(c->io, SYNC_PLAN, w.p, w.len);
+	sync_wb_free(&w);
+	return rc < 0 && rc != -ENOMEM ? write_failed(c, rc, err, errlen) : rc;
 }
 
 static int pull_blobs(struct pull_walk *w, const struct sync_progress *p, char *err, size_t errlen)
@@ -811,18 +1038,26 @@ static int pull_blobs(struct pull_walk *w, const struct sync_progress *p, char *
 			break;
 		for (size_t i = 0; !rc && i < n; i++) {
 			const struct sync_hent *e = &w->blobs.v[off + i];
-			struct sync_frame f;
-			struct sync_obj ob;
-			rc = read_obj(w->c, &e->h, STORE_BLOB, &f, &ob, err, errlen);
-			if (rc < 0)
+			struct got g;
+			rc = next_obj(w->c, w->s, &e->h, STORE_BLOB, &g, err, errlen);
+			if (rc < 0) {
+				got_release(&g);
 				break;
-			struct store_raw raw = { .info = { .kind = ob.kind, .size = ob.size,
-				.stored_size = ob.stored_len, .codec = ob.codec }, .data = (void *)ob.stored };
-			rc = put_checked(w->c, w->s, &e->h, &raw, err, errlen);
-			done += ob.stored_len;
+			}
+			if (g.stored) {
+				struct store_raw raw = { .info = { .kind = g.ob.kind, .size = g.ob.size,
+					.stored_size = g.ob.stored_len, .codec = g.ob.codec },
+					.data = (void *)g.ob.stored };
+				rc = put_checked(w->c, w->s, &e->h, &raw, err, errlen);
+				done += g.ob.stored_len;
+				w->st->object_bytes += g.ob.stored_len;
+			} else {
+				rc = put_plain(w->c, w->s, &e->h, g.kind, g.plain, g.len, err, errlen);
+				done += g.len;
+				w->st->raw_bytes += g.len;
+			}
 			w->st->objects++;
-			w->st->object_bytes += ob.stored_len;
-			sync_frame_release(&f);
+			got_release(&g);
 		}
 		if (rc) {
 			store_txn_abort(w->s);
@@ -865,7 +1100,9 @@ static int pull_interior(struct pull_walk *w, char *err, size_t errlen)
 	for (size_t i = 0; !rc && i < w->n; i++) {
 		struct fetched key = { .n.h = order[i] };
 		struct fetched *fe = bsearch(&key, w->v, w->n, sizeof(*w->v), cmp_fetched);
-		rc = put_checked(w->c, w->s, &fe->n.h, &fe->raw, err, errlen);
+		rc = fe->plain ? put_plain(w->c, w->s, &fe->n.h, fe->kind, fe->plain, fe->plain_len, err,
+					   errlen)
+			       : put_checked(w->c, w->s, &fe->n.h, &fe->raw, err, errlen);
 	}
 	free(order);
 	if (rc) {
@@ -896,7 +1133,7 @@ int sync_pull(struct store *s, const char *vm, const struct sync_opts *o,
 	w.seen = sync_hset_new();
 	if (!w.seen)
 		return -ENOMEM;
-	int rc = client_open(&c, vm, &o->conn, err, errlen);
+	int rc = client_open(&c, vm, &o->conn, o->wire_level, err, errlen);
 	w.c = &c;
 	if (rc < 0)
 		goto out;
@@ -909,6 +1146,10 @@ int sync_pull(struct store *s, const char *vm, const struct sync_opts *o,
 		rc = -ENOENT;
 		goto out;
 	}
+	struct store_hash basis;
+	bool have_basis = store_ref_get(s, head, &basis) == 0 && !store_hash_eq(&basis, &rhead->h);
+	if (c.version >= 2)
+		rc = send_plan(&c, UINT64_MAX, have_basis ? &basis : NULL, &rhead->h, err, errlen);
 	for (size_t i = 0; i < c.n_refs && rc >= 0; i++)
 		rc = sync_hlist_push(&frontier, &c.refs[i].h,
 				     strcmp(c.refs[i].name, lease) ? STORE_COMMIT : STORE_BLOB);
@@ -919,6 +1160,9 @@ int sync_pull(struct store *s, const char *vm, const struct sync_opts *o,
 		w.next = t;
 		w.next.n = 0;
 	}
+	if (rc >= 0 && c.version >= 2)
+		rc = send_plan(&c, (uint64_t)w.blobs.n * store_chunk_size(s),
+			       have_basis ? &basis : NULL, &rhead->h, err, errlen);
 	if (rc >= 0)
 		rc = pull_blobs(&w, &o->progress, err, errlen);
 	if (rc >= 0)
@@ -1003,10 +1247,14 @@ int sync_pull(struct store *s, const char *vm, const struct sync_opts *o,
 out:
 	st->bytes_sent = c.io ? c.io->bytes_out : 0;
 	st->bytes_received = c.io ? c.io->bytes_in : 0;
+	st->version = c.version;
+	if (c.deltas)
+		st->deltas = c.deltas;
 	client_close(&c, rc >= 0);
 	for (size_t i = 0; i < w.n; i++) {
 		free(w.v[i].n.kids);
 		free(w.v[i].raw.data);
+		free(w.v[i].plain);
 	}
 	free(w.v);
 	free(w.kids);

@@ -39,6 +39,17 @@
  *                       ref, all or nothing (new = zero deletes)
  *  12 OK          S>C   (empty)
  *  13 BYE         C>S   (empty) the server exits 0
+ *  14 ZDATA       any   the next piece (<= 1 MiB) of the sender's wire stream
+ *                       (version 2, sync/wire.h): records of objects in
+ *                       raw form or as basis deltas, zstd-compressed as one
+ *                       stream per direction and session
+ *  15 PLAN        C>S   (version 2) u8 wire level (0: the server picks),
+ *                       u64 raw bytes the client expects to GET, old commit
+ *                       hash, new commit hash (zero: none): the client has
+ *                       old and is about to GET what new reaches, so the
+ *                       server may send those objects as deltas against
+ *                       what old reaches. No reply; the server ignores the
+ *                       basis when it lacks either commit.
  *
  * Push: HELLO, LIST, then HAVE batches walking the client's objects top
  * down (an object the server has is never descended into: an unchanged
@@ -47,6 +58,29 @@
  * store_put_raw (re-hash, reference check) in transactions of at most
  * SYNC_TXN_OBJS objects / SYNC_TXN_BYTES bytes, so an interrupted push keeps
  * what arrived and the next HAVE walk skips it.
+ *
+ * Versions: the client offers min..max (1..2), the server answers the
+ * highest it speaks within that range. Version 1 moves objects exactly as
+ * stored in OBJ frames. Version 2 ("wire codec") moves them in ZDATA
+ * frames: each side that sends objects keeps one zstd stream (level chosen
+ * by the sender for the job: sync_wire_auto_level, window 32 MiB with long
+ * distance matching) over the objects' raw contents, flushed at every batch
+ * end (at most SYNC_TXN_OBJS objects / SYNC_TXN_BYTES raw bytes, before
+ * FLUSH and at the end of every GET answer) so the receiver can hash, store
+ * and commit each batch. A push answers GET-less: the client streams
+ * records, the server hashes each, stores it at its own store's level and
+ * counts it. A GET is answered by one record per hash in order, each
+ * checked against the hash asked for. An object over SYNC_OBJ_MAX still
+ * travels as an OBJ frame (after a flush, so order holds). Deltas: when an
+ * object replaces one at the same place in a tree the receiver already
+ * has (same root name in the commit the far side has, same chunk or node
+ * position), the sender may send it as a zstd frame with the old object as
+ * prefix, naming the old one; the receiver loads that base (it must exist
+ * and be of the same kind: else the session fails, nothing of that batch is
+ * kept), decodes with hard limits and re-hashes as always. On a push the
+ * client learns the far head from REFS; on a pull it names its own head in
+ * PLAN. A push also skips HAVE for every object the far head reaches
+ * (the far store holds them by the store's invariants).
  *
  * Pull: HELLO, LIST, then GET batches walking the server's commits and
  * tree nodes top down (skipping what the client has), GET of the missing
@@ -60,7 +94,8 @@
 #include "image/store.h"
 
 #define SYNC_MAGIC "ROAMSYNC"
-#define SYNC_VERSION 1
+#define SYNC_VERSION 2         /* highest version spoken */
+#define SYNC_VERSION_MIN 1
 #define SYNC_HDR 8
 #define SYNC_FRAME_MAX (4u << 20)
 #define SYNC_BATCH_MAX 8192u
@@ -72,7 +107,8 @@
 enum sync_msg {
 	SYNC_HELLO = 1, SYNC_ERROR, SYNC_LIST, SYNC_REFS, SYNC_HAVE, SYNC_HAVE_REPLY,
 	SYNC_GET, SYNC_OBJ, SYNC_FLUSH, SYNC_FLUSHED, SYNC_UPDATE, SYNC_OK, SYNC_BYE,
-	SYNC_MSG_MAX = SYNC_BYE,
+	SYNC_ZDATA, SYNC_PLAN,
+	SYNC_MSG_MAX = SYNC_PLAN,
 };
 
 /* A byte stream both ways: ssh channel, pipes. read returns bytes (0: end of

@@ -14,6 +14,7 @@
 #include "sync/objs.h"
 #include "sync/proto.h"
 #include "sync/sync.h"
+#include "sync/xfer.h"
 
 struct server {
 	struct sync_io io;
@@ -22,6 +23,13 @@ struct server {
 	bool txn;
 	uint64_t txn_objs, txn_bytes;
 	uint64_t objs, new_objs, bytes;
+	int version;                /* negotiated in HELLO */
+	struct sync_wenc *enc;      /* version 2: GET answers */
+	struct sync_wdec *dec;      /* version 2: pushed objects */
+	struct sync_bmap *bmap;     /* from PLAN: delta bases for GET answers */
+	int plan_level;             /* from PLAN; 0: pick by the estimate */
+	int env_level;              /* $ROAM_SYNC_WIRE here; 0: none */
+	struct store_hash plan_old, plan_new;   /* the basis in bmap */
 };
 
 static ssize_t fd_read(void *arg, void *buf, size_t len)
@@ -129,11 +137,69 @@ static int do_have(struct server *sv, const struct sync_frame *f)
 	return rc < 0 ? 1 : 0;
 }
 
+/* Version 2: GET answered by records in the wire stream, flushed at the end. */
+static int get_wire(struct server *sv, const struct sync_frame *f, size_t n)
+{
+	if (!sv->enc && sync_wenc_new(&sv->io, sv->plan_level ? sv->plan_level : 3, &sv->enc) < 0)
+		return fail(sv, ENOMEM, "out of memory%s%s", "", NULL);
+	for (size_t i = 0; i < n; i++) {
+		struct store_hash h;
+		char why[400];
+		bool io_failed;
+		uint64_t raw = 0;
+		memcpy(h.b, f->data + i * STORE_HASH_LEN, STORE_HASH_LEN);
+		int rc = sync_xfer_send(sv->enc, &sv->io, sv->s, sv->bmap, &h, &raw, &io_failed, why,
+					sizeof(why));
+		if (rc < 0 && io_failed)
+			return 1;
+		if (rc < 0) {
+			char hex[STORE_HASH_HEX];
+			store_hash_hex(&h, hex);
+			return fail(sv, -rc, "cannot read object %s: %s", hex, why);
+		}
+	}
+	return sync_wenc_flush(sv->enc) < 0 ? 1 : 0;
+}
+
+static int do_plan(struct server *sv, const struct sync_frame *f)
+{
+	struct sync_rd r;
+	sync_rd_init(&r, f->data, f->len);
+	uint8_t level = sync_rd_u8(&r);
+	uint64_t estimate = sync_rd_u64(&r);
+	const uint8_t *o = sync_rd_bytes(&r, STORE_HASH_LEN), *nw = sync_rd_bytes(&r, STORE_HASH_LEN);
+	if (r.bad || r.off != f->len || sv->version < 2 || level > 19)
+		return fail(sv, EPROTO, "malformed PLAN message%s%s", "", NULL);
+	int lvl = level ? level : sv->env_level ? sv->env_level : sync_wire_auto_level(estimate);
+	sv->plan_level = lvl;
+	if (sv->enc && sync_wenc_set_level(sv->enc, lvl) < 0)
+		return 1;
+	struct store_hash oh, nh;
+	memcpy(oh.b, o, STORE_HASH_LEN);
+	memcpy(nh.b, nw, STORE_HASH_LEN);
+	if (store_hash_is_zero(&oh) || store_hash_is_zero(&nh) || store_has(sv->s, &oh) != 1 ||
+	    store_has(sv->s, &nh) != 1 ||
+	    (store_hash_eq(&oh, &sv->plan_old) && store_hash_eq(&nh, &sv->plan_new)))
+		return 0;
+	sv->plan_old = oh;
+	sv->plan_new = nh;
+	if (!sv->bmap && sync_bmap_new(&sv->bmap) < 0)
+		return fail(sv, ENOMEM, "out of memory%s%s", "", NULL);
+	/* a basis that cannot be built only costs bytes: go on without it */
+	if (sync_bmap_add_commits(sv->bmap, sv->s, &nh, &oh) < 0) {
+		sync_bmap_free(sv->bmap);
+		sv->bmap = NULL;
+	}
+	return 0;
+}
+
 static int do_get(struct server *sv, const struct sync_frame *f)
 {
 	size_t n = f->len / STORE_HASH_LEN;
 	if (f->len % STORE_HASH_LEN || n > SYNC_BATCH_MAX)
 		return fail(sv, EPROTO, "malformed GET message%s%s", "", NULL);
+	if (sv->version >= 2)
+		return get_wire(sv, f, n);
 	for (size_t i = 0; i < n; i++) {
 		struct store_hash h;
 		struct store_raw raw;
@@ -154,6 +220,80 @@ static int do_get(struct server *sv, const struct sync_frame *f)
 	return 0;
 }
 
+static int txn_open(struct server *sv)
+{
+	if (sv->txn)
+		return 0;
+	if (store_txn_begin(sv->s) < 0)
+		return fail(sv, EIO, "%s%s", store_last_error(), NULL);
+	sv->txn = true;
+	return 0;
+}
+
+/* One object arrived (wire bytes of it: wire); commit at the batch limits. */
+static int counted(struct server *sv, bool had, uint64_t wire, uint64_t size)
+{
+	sv->objs++;
+	sv->new_objs += !had;
+	sv->bytes += wire;
+	sv->txn_objs++;
+	sv->txn_bytes += size;
+	if (sv->txn_objs >= SYNC_TXN_OBJS || sv->txn_bytes >= SYNC_TXN_BYTES) {
+		if (txn_commit(sv) < 0)
+			return fail(sv, EIO, "%s%s", store_last_error(), NULL);
+	}
+	return 0;
+}
+
+static int refuse(struct server *sv, int err, const char *what, const char *why)
+{
+	store_txn_abort(sv->s);
+	sv->txn = false;
+	return fail(sv, err, "refused %s: %s", what, why);
+}
+
+/* Version 2: a piece of the client's wire stream; store every record. */
+static int do_zdata(struct server *sv, struct sync_frame *f)
+{
+	if (sv->version < 2)
+		return fail(sv, EPROTO, "unexpected message type ZDATA%s%s", "", NULL);
+	if (!sv->dec && sync_wdec_new(&sv->dec) < 0)
+		return fail(sv, ENOMEM, "out of memory%s%s", "", NULL);
+	uint64_t wire = f->len;
+	sync_wdec_input(sv->dec, f);
+	for (;;) {
+		struct sync_wrec rec;
+		int rc = sync_wdec_next(sv->dec, &rec);
+		if (rc == 0)
+			return 0;
+		if (rc < 0)
+			return refuse(sv, -rc, "the pushed objects", sync_wdec_error(sv->dec));
+		if (txn_open(sv))
+			return 1;
+		char why[512];
+		void *data;
+		size_t len;
+		struct store_hash h, got;
+		rc = sync_xfer_resolve(sv->dec, sv->s, &rec, &data, &len, &h, why, sizeof(why));
+		if (rc < 0)
+			return refuse(sv, -rc, "a pushed object", why);
+		int had = store_has(sv->s, &h);
+		rc = had < 0 ? had : store_put(sv->s, rec.kind, data, len, &got);
+		free(data);
+		if (rc < 0) {
+			char hex[STORE_HASH_HEX];
+			snprintf(why, sizeof(why), "%s", store_last_error());
+			store_hash_hex(&h, hex);
+			char what[100];
+			snprintf(what, sizeof(what), "object %s", hex);
+			return refuse(sv, -rc, what, why);
+		}
+		if (counted(sv, had == 1, wire, len))
+			return 1;
+		wire = 0;
+	}
+}
+
 static int do_obj(struct server *sv, const struct sync_frame *f)
 {
 	struct sync_obj o;
@@ -161,11 +301,11 @@ static int do_obj(struct server *sv, const struct sync_frame *f)
 		return fail(sv, EPROTO, "malformed OBJ message%s%s", "", NULL);
 	char hex[STORE_HASH_HEX];
 	store_hash_hex(&o.hash, hex);
-	if (!sv->txn) {
-		if (store_txn_begin(sv->s) < 0)
-			return fail(sv, EIO, "%s%s", store_last_error(), NULL);
-		sv->txn = true;
-	}
+	if (sv->dec && !sync_wdec_idle(sv->dec))
+		return fail(sv, EPROTO, "an OBJ frame arrived in the middle of an object in the wire "
+			    "stream%s%s", "", NULL);
+	if (txn_open(sv))
+		return 1;
 	int had = store_has(sv->s, &o.hash);
 	struct store_raw raw = { .info = { .kind = o.kind, .size = o.size,
 					   .stored_size = o.stored_len, .codec = o.codec },
@@ -178,20 +318,14 @@ static int do_obj(struct server *sv, const struct sync_frame *f)
 		sv->txn = false;
 		return fail(sv, -rc, "refused object %s: %s", hex, why);
 	}
-	sv->objs++;
-	sv->new_objs += had == 0;
-	sv->bytes += o.stored_len;
-	sv->txn_objs++;
-	sv->txn_bytes += o.stored_len;
-	if (sv->txn_objs >= SYNC_TXN_OBJS || sv->txn_bytes >= SYNC_TXN_BYTES) {
-		if (txn_commit(sv) < 0)
-			return fail(sv, EIO, "%s%s", store_last_error(), NULL);
-	}
-	return 0;
+	return counted(sv, had == 1, f->len, o.stored_len);
 }
 
 static int do_flush(struct server *sv)
 {
+	if (sv->dec && !sync_wdec_idle(sv->dec))
+		return refuse(sv, EPROTO, "the pushed objects",
+			      "the wire stream stopped in the middle of an object");
 	if (txn_commit(sv) < 0)
 		return fail(sv, EIO, "%s%s", store_last_error(), NULL);
 	struct sync_wb w = { 0 };
@@ -302,13 +436,18 @@ static int hello(struct server *sv, const char *path, bool create)
 	sync_frame_release(&f);
 	if (!ok)
 		return fail(sv, EPROTO, "expected a roam sync HELLO%s%s", "", NULL);
-	if (lo > SYNC_VERSION || hi < SYNC_VERSION) {
-		char v[64];
+	int wl;
+	int mine = sync_wire_setting(SYNC_WIRE_AUTO, &wl);
+	if (lo > mine || hi < SYNC_VERSION_MIN) {
+		char v[64], m[32];
 		snprintf(v, sizeof(v), "%u..%u", lo, hi);
+		snprintf(m, sizeof(m), "%u..%d", SYNC_VERSION_MIN, mine);
 		return fail(sv, EPROTONOSUPPORT,
-			    "the far side's roam speaks sync version 1, the client %s: "
-			    "update roam on one side%s", v, NULL);
+			    "the far side's roam speaks sync versions %s, the client %s: "
+			    "update roam on one side", m, v);
 	}
+	sv->version = hi < mine ? hi : mine;
+	sv->plan_level = sv->env_level = wl;
 	if ((flags & 1) || create) {
 		int rc = store_init(path, NULL);
 		if (rc < 0 && rc != -EEXIST)
@@ -321,7 +460,7 @@ static int hello(struct server *sv, const char *path, bool create)
 	ckpt_lease_hostname(host, sizeof(host));
 	struct sync_wb w = { 0 };
 	sync_wb_bytes(&w, SYNC_MAGIC, 8);
-	sync_wb_u16(&w, SYNC_VERSION);
+	sync_wb_u16(&w, (uint16_t)sv->version);
 	sync_wb_u16(&w, 0);
 	sync_wb_u8(&w, (uint8_t)strlen(host));
 	sync_wb_bytes(&w, host, strlen(host));
@@ -354,6 +493,8 @@ int sync_serve(const char *path, bool create, int in_fd, int out_fd)
 		case SYNC_HAVE: ret = do_have(&sv, &f); break;
 		case SYNC_GET: ret = do_get(&sv, &f); break;
 		case SYNC_OBJ: ret = do_obj(&sv, &f); break;
+		case SYNC_ZDATA: ret = do_zdata(&sv, &f); break;
+		case SYNC_PLAN: ret = do_plan(&sv, &f); break;
 		case SYNC_FLUSH: ret = do_flush(&sv); break;
 		case SYNC_UPDATE: ret = do_update(&sv, &f); break;
 		case SYNC_BYE: ret = txn_commit(&sv) < 0 ? 1 : -1; break;
@@ -364,6 +505,9 @@ int sync_serve(const char *path, bool create, int in_fd, int out_fd)
 	}
 	if (sv.txn)
 		store_txn_abort(sv.s);
+	sync_wenc_free(sv.enc);
+	sync_wdec_free(sv.dec);
+	sync_bmap_free(sv.bmap);
 	store_free(sv.s);
 	return ret < 0 ? 0 : ret;
 }

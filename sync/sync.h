@@ -49,6 +49,12 @@ struct sync_stats {
 	uint64_t have_queries;      /* hashes asked about (push) or checked (pull) */
 	uint64_t bytes_sent, bytes_received;   /* protocol bytes both ways */
 	uint64_t refs_updated;
+	/* wire codec (protocol 2); zero under protocol 1 */
+	uint64_t raw_bytes;         /* raw object bytes that went into the stream(s) */
+	uint64_t deltas;            /* objects sent or received as basis deltas */
+	uint64_t have_skipped;      /* push: hashes known to be there, not asked */
+	int version;                /* protocol version spoken */
+	int wire_level;             /* push: the level chosen */
 };
 
 /* Progress: done/total stored bytes, objects so far. */
@@ -57,9 +63,14 @@ struct sync_progress {
 	void *arg;
 };
 
+/* Wire codec levels for sync_opts.wire_level. */
+#define SYNC_WIRE_AUTO 0            /* $ROAM_SYNC_WIRE if set ("stored" or 1..19), else by size */
+#define SYNC_WIRE_STORED (-1)       /* protocol 1: objects exactly as stored */
+
 struct sync_opts {
 	struct sync_connect_opts conn;
 	bool force;                 /* move a diverged head */
+	int wire_level;             /* SYNC_WIRE_AUTO, SYNC_WIRE_STORED or 1..19 */
 	struct sync_progress progress;
 };
 
@@ -74,7 +85,8 @@ int sync_pull(struct store *s, const char *vm, const struct sync_opts *o,
 	      struct sync_stats *stats, char *err, size_t errlen);
 
 /* Serves one client on in_fd/out_fd for the store at path (created first
- * when create is set or the client asks). Returns the process exit status
+ * when create is set or the client asks). $ROAM_SYNC_WIRE=stored makes it
+ * speak protocol 1 only (as an older roam would). Returns the process exit status
  * (0 after BYE or the client closing). Messages for humans go to stderr. */
 int sync_serve(const char *path, bool create, int in_fd, int out_fd);
 
