@@ -81,7 +81,7 @@ CLI_COMMAND(cmd_init) = {
 	.summary = "create a store",
 	.usage = "usage: roam init [PATH] [--chunk-size N] [--level N]\n\n"
 		 "Creates a store at PATH (default: --store, $ROAM_STORE, or\n"
-		 "~/.local/share/roam). --chunk-size: 4K..1M, a power of two (default 64K);\n"
+		 "~/.local/share/roam). --chunk-size: 4K..1M, a power of two (default 16K);\n"
 		 "disks and memory are cut into chunks of this size, each stored once.\n"
 		 "--level: zstd level 1..19 for new objects (default 1, the fastest; 3 saves\n"
 		 "a few percent more for about 25% more CPU).\n",

@@ -1,7 +1,7 @@
 /* Streaming import of a file into a tree: one reader thread (skipping holes
- * with SEEK_DATA/SEEK_HOLE), two workers that detect zero chunks, hash,
- * look for existing copies and compress, and the calling thread as the only
- * SQLite writer, storing chunks in file order and building the tree as it
+ * with SEEK_DATA/SEEK_HOLE), one worker per CPU (at least two) that detects
+ * zero chunks, hashes, looks for existing copies and compresses, and the
+ * calling thread as the only SQLite writer, storing chunks in file order and building the tree as it
  * goes. Jobs of about 1 MiB pass through NSLOTS slots, so memory stays
  * bounded whatever the file size. */
 #include <errno.h>
@@ -15,8 +15,8 @@
 #include <unistd.h>
 #include "image/store_int.h"
 
-#define NSLOTS 8
-#define NWORKERS 2
+#define NSLOTS 16
+#define MAX_WORKERS 8   /* one per online CPU, at least 2 */
 #define JOB_BYTES (1u << 20)
 #define TXN_BYTES (16ull << 20)   /* stored bytes per write transaction */
 #define WAL_BYTES (64ull << 20)  /* WAL size at which the writer lets it restart */
@@ -215,6 +215,8 @@ static int process(struct worker *w, struct slot *sl)
 {
 	struct import *im = w->im;
 	size_t out = 0;
+	/* One read transaction per job, not one per lookup. */
+	bool txn = w->has && sqlite3_exec(w->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
 	for (unsigned i = 0; i < sl->n; i++) {
 		uint8_t *p = sl->in + (size_t)i * im->chunk;
 		if (sl->what[i] == C_ZERO || is_zero(p, sl->len[i])) {
@@ -246,6 +248,8 @@ static int process(struct worker *w, struct slot *sl)
 		sl->out_len[i] = n;
 		out += n;
 	}
+	if (txn && sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
 	return 0;
 }
 
@@ -484,8 +488,10 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 	if (!im)
 		return store_err(ENOMEM, "out of memory");
 	struct store_import_stats st = { 0 };
-	struct worker w[NWORKERS] = { 0 };
-	pthread_t reader, workers[NWORKERS];
+	struct worker w[MAX_WORKERS] = { 0 };
+	pthread_t reader, workers[MAX_WORKERS];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nworkers = ncpu < 2 ? 2 : ncpu > MAX_WORKERS ? MAX_WORKERS : (int)ncpu;
 	int nstarted = 0;
 	bool reader_started = false;
 	int r = input_size(fd, &im->size);
@@ -502,7 +508,7 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 	pthread_cond_init(&im->cv, NULL);
 	if ((r = slots_alloc(im)))
 		goto out_sync;
-	for (int i = 0; i < NWORKERS; i++) {
+	for (int i = 0; i < nworkers; i++) {
 		w[i].im = im;
 		/* A second connection lets workers find existing chunks without
 		 * the writer's lock; without it they just compress everything. */
@@ -532,7 +538,7 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 		goto out_conn;
 	}
 	reader_started = true;
-	for (; nstarted < NWORKERS; nstarted++)
+	for (; nstarted < nworkers; nstarted++)
 		if (pthread_create(&workers[nstarted], NULL, worker_main, &w[nstarted])) {
 			r = store_err(EAGAIN, "cannot start a worker thread");
 			break;
@@ -570,7 +576,7 @@ out_conn:
 		pthread_join(reader, NULL);
 	for (int i = 0; i < nstarted; i++)
 		pthread_join(workers[i], NULL);
-	for (int i = 0; i < NWORKERS; i++) {
+	for (int i = 0; i < nworkers; i++) {
 		sqlite3_finalize(w[i].has);
 		sqlite3_close(w[i].db);
 	}

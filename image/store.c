@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +64,38 @@ int store_sqlerr(struct store *s, int rc, const char *what)
 
 /* ---- hashes ----------------------------------------------------------- */
 
+/* SHA-256 is fetched from the provider once, and each thread keeps one
+ * digest context: a one-shot EVP_Digest() would repeat both per chunk. */
+static EVP_MD *sha256_md;
+static pthread_key_t sha256_key;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static __thread EVP_MD_CTX *sha256_ctx;
+
+static void sha256_ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+static void sha256_init(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!sha256_md || pthread_key_create(&sha256_key, sha256_ctx_free))
+		abort();   /* libcrypto cannot compute SHA-256: nothing sane to do */
+}
+
 void store_hash_buf(const void *data, size_t len, struct store_hash *ret)
 {
+	pthread_once(&sha256_once, sha256_init);
+	if (!sha256_ctx) {
+		sha256_ctx = EVP_MD_CTX_new();
+		if (!sha256_ctx || pthread_setspecific(sha256_key, sha256_ctx))
+			abort();
+	}
 	unsigned int n = 0;
-	if (!EVP_Digest(data, len, ret->b, &n, EVP_sha256(), NULL) || n != STORE_HASH_LEN)
-		abort();   /* libcrypto cannot compute SHA-256: nothing sane to do */
+	if (!EVP_DigestInit_ex2(sha256_ctx, sha256_md, NULL) ||
+	    !EVP_DigestUpdate(sha256_ctx, data, len) ||
+	    !EVP_DigestFinal_ex(sha256_ctx, ret->b, &n) || n != STORE_HASH_LEN)
+		abort();
 }
 
 bool store_hash_is_zero(const struct store_hash *h)

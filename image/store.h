@@ -27,7 +27,7 @@
 #define STORE_HASH_HEX 65                 /* 64 hex digits + NUL */
 #define STORE_CHUNK_MIN (4u << 10)
 #define STORE_CHUNK_MAX (1u << 20)
-#define STORE_CHUNK_DEFAULT (64u << 10)
+#define STORE_CHUNK_DEFAULT (16u << 10)
 #define STORE_LEVEL_DEFAULT 1
 #define STORE_REF_MAX 255                 /* bytes in a ref name */
 #define STORE_OBJECT_MAX (64u << 20)      /* bytes in one object, uncompressed */
