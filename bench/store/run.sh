@@ -76,8 +76,8 @@ zstd3_t=$(secs "$t0" "$t1"); zstd3_b=$(fsize "$W/z3.zst"); rm -f "$W/z3.zst"
 t0=$(now); qemu-img convert -c -O qcow2 "$IMG" "$W/q.qcow2"; t1=$(now)
 qcow_t=$(secs "$t0" "$t1"); qcow_b=$(du -B1 "$W/q.qcow2" | cut -f1); rm -f "$W/q.qcow2"
 
-# roam with the defaults (64 KiB chunks, zstd level 1), and with 16 KiB
-# chunks, which dedup the file copies (ext4 aligns files to 4 KiB blocks, not
+# roam with the defaults (16 KiB chunks, zstd level 1), and with 64 KiB
+# chunks, which miss most file copies (ext4 aligns files to 4 KiB blocks, not
 # to 64 KiB).
 roam_run() { # tag init-args...
 	tag=$1; shift
@@ -102,8 +102,8 @@ roam_run() { # tag init-args...
 	done
 	eval "exp_$tag=$best"
 }
-roam_run c64
-roam_run c16 --chunk-size 16K
+roam_run c16
+roam_run c64 --chunk-size 64K
 
 cat_t=999
 for run in 1 2 3; do
@@ -116,7 +116,7 @@ printf '\n%-34s %9s %10s %12s\n' "" "seconds" "MB/s" "bytes"
 printf '%-34s %9.2f %10s %12s\n' "zstd -1 -T2" "$zstd1_t" "$(mb_s "$SIZE" "$zstd1_t")" "$zstd1_b"
 printf '%-34s %9.2f %10s %12s\n' "zstd -3 -T2" "$zstd3_t" "$(mb_s "$SIZE" "$zstd3_t")" "$zstd3_b"
 printf '%-34s %9.2f %10s %12s\n' "qemu-img convert -c -O qcow2" "$qcow_t" "$(mb_s "$SIZE" "$qcow_t")" "$qcow_b"
-for tag in c64 c16; do
+for tag in c16 c64; do
 	eval "it=\$imp_$tag st=\$sto_$tag rt=\$re_$tag et=\$exp_$tag"
 	c="64K chunks"; [ $tag = c16 ] && c="16K chunks"
 	printf '%-34s %9.2f %10s %12s\n' "roam disk import ($c)" "$it" "$(mb_s "$SIZE" "$it")" "$st"
@@ -124,11 +124,11 @@ for tag in c64 c16; do
 	printf '%-34s %9.2f %10s\n' "  roam disk export ($c)" "$et" "$(mb_s "$SIZE" "$et")"
 done
 printf '%-34s %9.2f %10s\n' "cat image > file" "$cat_t" "$(mb_s "$SIZE" "$cat_t")"
-echo "(store.db on disk: 64K: $fil_c64 bytes, 16K: $fil_c16 bytes; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "(store.db on disk: 16K: $fil_c16 bytes, 64K: $fil_c64 bytes; load average $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
-for tag in c64 c16; do
+for tag in c16 c64; do
 	eval "it=\$imp_$tag st=\$sto_$tag et=\$exp_$tag"
-	c="64 KiB chunks (default)"; [ $tag = c16 ] && c="16 KiB chunks (init --chunk-size 16K)"
+	c="16 KiB chunks (default)"; [ $tag = c64 ] && c="64 KiB chunks (init --chunk-size 64K)"
 	echo "$c:"
 	printf '  import speed   roam / zstd -1 -T2 = %.2fx  (target >= 0.8)\n' "$(echo "$zstd1_t / $it" | bc -l)"
 	printf '  import speed   roam / qcow2 -c    = %.2fx\n' "$(echo "$qcow_t / $it" | bc -l)"
