@@ -182,7 +182,11 @@ int sync_wenc_obj_basis(struct sync_wenc *e, enum store_kind kind, const void *d
 	ZSTD_CCtx_reset(e->one, ZSTD_reset_session_and_parameters);
 	size_t r = ZSTD_CCtx_setParameter(e->one, ZSTD_c_compressionLevel, lvl);
 	if (!ZSTD_isError(r))
-		r = ZSTD_CCtx_setParameter(e->one, ZSTD_c_windowLog, 21);
+		r = ZSTD_CCtx_setParameter(e->one, ZSTD_c_windowLog, 22);
+	/* long distance matching finds the base's long runs that the level's
+	 * own match finder misses in repetitive data */
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(e->one, ZSTD_c_enableLongDistanceMatching, 1);
 	if (!ZSTD_isError(r))
 		r = ZSTD_CCtx_refPrefix(e->one, base, base_len);
 	size_t d = ZSTD_isError(r) ? r : ZSTD_compress2(e->one, e->tmp, cap, data, len);

@@ -1,6 +1,8 @@
 /* Unit tests for sync/: frame headers and limits, payload readers, OBJ
- * payloads, ref-name rules, URLs, remotes file, leases, and a push/pull
- * round trip between two stores over the local transport. */
+ * payloads, ref-name rules, URLs, remotes file, leases, the wire codec
+ * (records, deltas, limits against hostile streams), and push/pull round
+ * trips between stores over the local transport (protocol 2 with deltas,
+ * and protocol 1). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,9 @@
 #include "sync/objs.h"
 #include "sync/proto.h"
 #include "sync/sync.h"
+#include "sync/wire.h"
+#include "sync/xfer.h"
+#include <zstd.h>
 #include "tests/unit/test.h"
 
 static char dir[64];
@@ -300,6 +305,372 @@ static void push_pull_local(void)
 	store_free(b);
 }
 
+/* ---- wire codec ---- */
+
+struct dynbuf { uint8_t *p; size_t len, cap, off; };
+static ssize_t dyn_read(void *arg, void *b, size_t len)
+{
+	struct dynbuf *m = arg;
+	size_t n = m->len - m->off < len ? m->len - m->off : len;
+	memcpy(b, m->p + m->off, n);
+	m->off += n;
+	return (ssize_t)n;
+}
+static int dyn_write(void *arg, const void *b, size_t len)
+{
+	struct dynbuf *m = arg;
+	if (m->len + len > m->cap) {
+		size_t cap = (m->len + len) * 2;
+		uint8_t *p = realloc(m->p, cap);
+		if (!p)
+			return -ENOMEM;
+		m->p = p;
+		m->cap = cap;
+	}
+	memcpy(m->p + m->len, b, len);
+	m->len += len;
+	return 0;
+}
+
+/* Text-like bytes: words from a small vocabulary (compressible, not trivial). */
+static void fill_text(uint8_t *p, size_t n)
+{
+	static const char *w[] = { "alpha ", "bravo ", "charlie ", "delta\n", "echo ", "foxtrot ",
+				   "golf ", "hotel\n" };
+	size_t o = 0;
+	while (o < n) {
+		const char *x = w[test_rnd() % 8];
+		for (size_t i = 0; x[i] && o < n; i++)
+			p[o++] = (uint8_t)x[i];
+	}
+}
+
+/* Reads every ZDATA frame of m into d and collects up to max records. */
+static int drain(struct dynbuf *m, struct sync_wdec *d, struct sync_io *io, void **bodies,
+		 size_t *lens, bool *deltas, size_t max)
+{
+	size_t n = 0;
+	for (;;) {
+		struct sync_wrec r;
+		int rc = sync_wdec_next(d, &r);
+		if (rc < 0)
+			return rc;
+		if (rc == 1) {
+			if (n < max) {
+				bodies[n] = malloc(r.len ? r.len : 1);
+				if (r.len)
+					memcpy(bodies[n], r.body, r.len);
+				lens[n] = r.len;
+				deltas[n] = r.delta;
+			}
+			n++;
+			continue;
+		}
+		if (m->off == m->len)
+			return (int)n;
+		struct sync_frame f;
+		rc = sync_frame_read(io, &f);
+		if (rc < 0)
+			return rc;
+		if (f.type != SYNC_ZDATA) {
+			sync_frame_release(&f);
+			return -EPROTO;
+		}
+		sync_wdec_input(d, &f);
+	}
+}
+
+static void wire_roundtrip(void)
+{
+	struct dynbuf m = { 0 };
+	struct sync_io io = { .read = dyn_read, .write = dyn_write, .arg = &m };
+	enum { N = 64 << 10 };
+	uint8_t *base = malloc(N), *near = malloc(N), *other = malloc(N), *rnd = malloc(N);
+	CHECK(base && near && other && rnd);
+	if (!base || !near || !other || !rnd)
+		goto out;
+	fill_text(base, N);
+	memcpy(near, base, N);
+	test_fill_random(near + 8192, 4096);          /* a 4 KiB write into a known chunk */
+	fill_text(other, N);
+	test_fill_random(rnd, N);
+	struct store_hash bh;
+	store_hash_buf(base, N, &bh);
+	struct sync_wenc *e;
+	CHECK_EQ(sync_wenc_new(&io, 9, &e), 0);
+	CHECK_EQ(sync_wenc_obj(e, STORE_BLOB, rnd, N), 0);
+	CHECK_EQ(sync_wenc_obj(e, STORE_BLOB, "", 0), 0);
+	CHECK_EQ(sync_wenc_obj_basis(e, STORE_BLOB, near, N, &bh, base, N), 1);
+	CHECK_EQ(sync_wenc_obj_basis(e, STORE_BLOB, rnd, N, &bh, base, N), 0);  /* no gain: full */
+	CHECK_EQ(sync_wenc_flush(e), 0);
+	CHECK_EQ(sync_wenc_set_level(e, 3), 0);        /* a new frame in the same stream */
+	CHECK_EQ(sync_wenc_obj(e, STORE_TREE, other, 1000), 0);
+	CHECK_EQ(sync_wenc_flush(e), 0);
+	struct sync_wire_stats ws;
+	sync_wenc_stats(e, &ws);
+	CHECK_EQ(ws.records, 5);
+	CHECK_EQ(ws.deltas, 1);
+	/* a stream of repeats compresses: the random chunk twice costs ~once */
+	CHECK(ws.wire_bytes < 2 * N + 1000);
+	sync_wenc_free(e);
+	struct sync_wdec *d;
+	CHECK_EQ(sync_wdec_new(&d), 0);
+	void *bodies[8] = { 0 };
+	size_t lens[8];
+	bool deltas[8];
+	CHECK_EQ(drain(&m, d, &io, bodies, lens, deltas, 8), 5);
+	CHECK(sync_wdec_idle(d));
+	CHECK(lens[0] == N && !memcmp(bodies[0], rnd, N) && !deltas[0]);
+	CHECK_EQ(lens[1], 0);
+	CHECK(deltas[2] && lens[2] < 6000);
+	void *out = NULL;
+	size_t olen = 0;
+	CHECK_EQ(sync_wdec_undelta(d, base, N, bodies[2], lens[2], &out, &olen), 0);
+	CHECK(olen == N && out && !memcmp(out, near, N));
+	free(out);
+	/* against another base the delta does not give the object back */
+	out = NULL;
+	int rc = sync_wdec_undelta(d, other, N, bodies[2], lens[2], &out, &olen);
+	CHECK(rc < 0 || memcmp(out, near, N) != 0);
+	free(out);
+	CHECK(lens[3] == N && !deltas[3] && !memcmp(bodies[3], rnd, N));
+	CHECK(lens[4] == 1000 && !memcmp(bodies[4], other, 1000));
+	for (int i = 0; i < 8; i++)
+		free(bodies[i]);
+	sync_wdec_free(d);
+out:
+	free(m.p);
+	free(base);
+	free(near);
+	free(other);
+	free(rnd);
+}
+
+/* A ZDATA payload holding plain bytes (as a zstd frame) fed to a fresh decoder. */
+static int decode_bytes(const void *p, size_t n, int window_log, char *why, size_t whylen)
+{
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	size_t cap = ZSTD_compressBound(n) + 64;
+	uint8_t *z = malloc(cap);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, window_log);
+	ZSTD_outBuffer ob = { z, cap, 0 };
+	ZSTD_inBuffer in = { p, n, 0 };
+	/* continue + flush + end: the frame does not know its size, so its
+	 * header declares the whole window */
+	ZSTD_compressStream2(cc, &ob, &in, ZSTD_e_continue);
+	ZSTD_compressStream2(cc, &ob, &in, ZSTD_e_flush);
+	ZSTD_inBuffer none = { NULL, 0, 0 };
+	ZSTD_compressStream2(cc, &ob, &none, ZSTD_e_end);
+	ZSTD_freeCCtx(cc);
+	struct sync_wdec *d;
+	if (sync_wdec_new(&d) < 0) {
+		free(z);
+		return -ENOMEM;
+	}
+	struct sync_frame f = { .type = SYNC_ZDATA, .len = (uint32_t)ob.pos, .data = z };
+	sync_wdec_input(d, &f);
+	struct sync_wrec r;
+	int rc;
+	while ((rc = sync_wdec_next(d, &r)) == 1)
+		;
+	if (rc == 0 && !sync_wdec_idle(d))
+		rc = -EINPROGRESS;
+	snprintf(why, whylen, "%s", sync_wdec_error(d));
+	sync_wdec_free(d);
+	return rc;
+}
+
+static void wire_hostile(void)
+{
+	char why[256];
+	uint8_t rec[SYNC_WIRE_DELTA_HDR + 16] = { STORE_BLOB, 0, 16, 0, 0, 0 };
+	CHECK_EQ(decode_bytes(rec, SYNC_WIRE_REC_HDR + 16, 20, why, sizeof(why)), 0);
+	/* an object over the limit: refused at its header, before any allocation */
+	uint32_t big = SYNC_OBJ_MAX + 1;
+	memcpy(rec + 2, &big, 4);
+	CHECK_EQ(decode_bytes(rec, SYNC_WIRE_REC_HDR, 20, why, sizeof(why)), -EBADMSG);
+	CHECK(strstr(why, "over the limit") != NULL);
+	/* a bomb: 64 MiB of zeros behind a record header is still one object */
+	size_t bn = 64u << 20;
+	uint8_t *bomb = calloc(1, bn);
+	CHECK(bomb != NULL);
+	if (bomb) {
+		uint32_t claim = 0xffffffffu;
+		bomb[0] = STORE_BLOB;
+		memcpy(bomb + 2, &claim, 4);
+		CHECK_EQ(decode_bytes(bomb, bn, 25, why, sizeof(why)), -EBADMSG);
+		/* a window beyond the limit is refused by zstd itself */
+		memset(bomb, 0, 8);
+		CHECK_EQ(decode_bytes(bomb, SYNC_WIRE_REC_HDR, 27, why, sizeof(why)), -EBADMSG);
+		CHECK(strstr(why, "does not decode") != NULL);
+		free(bomb);
+	}
+	/* bad kind, bad form, delta for a commit */
+	uint8_t k[SYNC_WIRE_REC_HDR] = { 9, 0, 0, 0, 0, 0 };
+	CHECK_EQ(decode_bytes(k, sizeof(k), 20, why, sizeof(why)), -EBADMSG);
+	uint8_t fm[SYNC_WIRE_REC_HDR] = { STORE_BLOB, 2, 0, 0, 0, 0 };
+	CHECK_EQ(decode_bytes(fm, sizeof(fm), 20, why, sizeof(why)), -EBADMSG);
+	uint8_t dc[SYNC_WIRE_DELTA_HDR] = { STORE_COMMIT, 1, 0, 0, 0, 0 };
+	CHECK_EQ(decode_bytes(dc, sizeof(dc), 20, why, sizeof(why)), -EBADMSG);
+	/* a record cut short is not a boundary */
+	uint8_t cut[SYNC_WIRE_REC_HDR + 4] = { STORE_BLOB, 0, 9, 0, 0, 0 };
+	CHECK_EQ(decode_bytes(cut, sizeof(cut), 20, why, sizeof(why)), -EINPROGRESS);
+	/* garbage where a zstd frame should be */
+	struct sync_wdec *d;
+	CHECK_EQ(sync_wdec_new(&d), 0);
+	uint8_t *g = malloc(64);
+	memset(g, 0x5a, 64);
+	struct sync_frame f = { .type = SYNC_ZDATA, .len = 64, .data = g };
+	sync_wdec_input(d, &f);
+	struct sync_wrec r;
+	CHECK_EQ(sync_wdec_next(d, &r), -EBADMSG);
+	CHECK(strstr(sync_wdec_error(d), "does not decode") != NULL);
+	CHECK_EQ(sync_wdec_next(d, &r), -EBADMSG);      /* stays failed */
+	/* deltas: a frame without content size, a size over the limit, trailing bytes */
+	uint8_t base[100] = { 1 }, out_big[16];
+	void *o = NULL;
+	size_t ol;
+	CHECK_EQ(sync_wdec_undelta(d, base, sizeof(base), g, 0, &o, &ol), -EBADMSG);
+	size_t zb = ZSTD_compressBound(SYNC_OBJ_MAX + 1);
+	uint8_t *z = malloc(zb), *src = calloc(1, SYNC_OBJ_MAX + 1);
+	if (z && src) {
+		size_t zn = ZSTD_compress(z, zb, src, SYNC_OBJ_MAX + 1, 1);
+		CHECK_EQ(sync_wdec_undelta(d, base, sizeof(base), z, zn, &o, &ol), -EBADMSG);
+		zn = ZSTD_compress(z, zb, out_big, sizeof(out_big), 1);
+		CHECK_EQ(sync_wdec_undelta(d, base, sizeof(base), z, zn + 1, &o, &ol), -EBADMSG);
+	}
+	free(z);
+	free(src);
+	sync_wdec_free(d);
+}
+
+/* A commit whose "disk0" root is a tree over chunks (4 KiB each) of data. */
+static int mkdisk(struct store *s, const struct store_hash *parent, const uint8_t *data,
+		  size_t len, struct store_hash *ret)
+{
+	struct store_tree_builder *b;
+	struct store_hash root;
+	int rc = store_tree_builder_new(s, len, NULL, &b);
+	for (size_t i = 0; !rc && i * 4096 < len; i++)
+		rc = store_tree_builder_set(b, i, data + i * 4096, 4096);
+	if (!rc)
+		rc = store_tree_builder_finish(b, &root);
+	store_tree_builder_free(b);
+	struct store_commit c = { .time = 1700000000, .message = (char *)"disk" };
+	if (!rc)
+		rc = store_commit_add_root(&c, "disk0", STORE_TREE, &root);
+	if (parent) {
+		c.parents[0] = *parent;
+		c.n_parents = 1;
+	}
+	return rc ? rc : store_commit_put(s, &c, ret);
+}
+
+static struct store *mkstore_chunk(const char *name, uint32_t chunk)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	struct store_init_opts io = { .chunk_size = chunk };
+	struct store *s;
+	if (store_init(path, &io) < 0 || store_open(path, 0, &s) < 0)
+		return NULL;
+	return s;
+}
+
+static void push_pull_deltas(void)
+{
+	struct store *a = mkstore_chunk("da", 4096), *b = mkstore_chunk("db", 4096);
+	struct store *c = mkstore_chunk("dc", 4096);
+	enum { LEN = 4 << 20 };
+	uint8_t *data = malloc(LEN);
+	CHECK(a && b && c && data);
+	if (!a || !b || !c || !data)
+		goto out;
+	fill_text(data, LEN);
+	struct store_hash c1, c2, got;
+	CHECK_EQ(mkdisk(a, NULL, data, LEN, &c1), 0);
+	CHECK_EQ(store_ref_cas(a, "vms/vm/head", NULL, &c1), 0);
+	char url[128], err[512];
+	snprintf(url, sizeof(url), "%s/db", dir);
+	struct sync_opts o = { .conn = { .url = url, .remote_roam = getenv("ROAM") } };
+	struct sync_stats st;
+	int rc = sync_push(a, "vm", &o, &st, err, sizeof(err));
+	if (rc)
+		printf("  push: %s\n", err);
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(st.version, 2);
+	CHECK(st.bytes_sent < LEN / 2);               /* compressed on the wire */
+	o.conn.url = url;
+	rc = sync_pull(c, "vm", &o, &st, err, sizeof(err));         /* c: a copy of the old head */
+	if (rc)
+		printf("  pull: %s\n", err);
+	CHECK_EQ(rc, 0);
+	o.conn.url = url;
+	/* 3 scattered 100-byte writes: three chunks and their tree path change */
+	for (int i = 0; i < 3; i++)
+		test_fill_random(data + (size_t)(i * 377 + 5) * 4096 + 1000, 100);
+	CHECK_EQ(mkdisk(a, &c1, data, LEN, &c2), 0);
+	CHECK_EQ(store_ref_cas(a, "vms/vm/head", &c1, &c2), 0);
+	rc = sync_push(a, "vm", &o, &st, err, sizeof(err));
+	if (rc)
+		printf("  push: %s\n", err);
+	CHECK_EQ(rc, 0);
+	CHECK(st.deltas >= 4);                        /* the chunks and at least one tree node */
+	CHECK(st.have_skipped > 0);
+	CHECK(st.bytes_sent < 4000);                  /* vs ~12 KiB of chunks + 16 KiB nodes */
+	CHECK_EQ(store_ref_get(b, "vms/vm/head", &got), 0);
+	CHECK(store_hash_eq(&got, &c2));
+	struct store_verify_report *rep;
+	CHECK_EQ(store_verify(b, NULL, &rep), 0);
+	store_verify_report_free(rep);
+	/* pull into c: the server sends deltas against c's head (PLAN) */
+	o.conn.url = url;
+	rc = sync_pull(c, "vm", &o, &st, err, sizeof(err));
+	if (rc)
+		printf("  pull: %s\n", err);
+	CHECK_EQ(rc, 0);
+	if (st.deltas < 4 || st.bytes_received >= 4000)
+		printf("  pull: v%d %llu deltas, %llu bytes\n", st.version, (unsigned long long)st.deltas,
+		       (unsigned long long)st.bytes_received);
+	CHECK(st.deltas >= 4);
+	CHECK(st.bytes_received < 4000);
+	CHECK_EQ(store_ref_get(c, "vms/vm/head", &got), 0);
+	CHECK(store_hash_eq(&got, &c2));
+	CHECK_EQ(store_verify(c, NULL, &rep), 0);
+	store_verify_report_free(rep);
+	/* protocol 1 (objects as stored) still works both ways */
+	struct store *v1 = mkstore_chunk("dv1", 4096);
+	o.wire_level = SYNC_WIRE_STORED;
+	CHECK(v1 != NULL);
+	if (v1) {
+		CHECK_EQ(sync_pull(v1, "vm", &o, &st, err, sizeof(err)), 0);
+		CHECK_EQ(st.version, 1);
+		CHECK_EQ(store_ref_get(v1, "vms/vm/head", &got), 0);
+		CHECK(store_hash_eq(&got, &c2));
+		store_free(v1);
+	}
+	/* a delta against a base the receiver lacks is refused, nothing stored */
+	struct sync_wdec *d;
+	CHECK_EQ(sync_wdec_new(&d), 0);
+	struct sync_wrec r = { .kind = STORE_BLOB, .delta = true, .body = data, .len = 100 };
+	memset(r.base.b, 0x42, STORE_HASH_LEN);
+	void *obj;
+	size_t olen;
+	struct store_hash h;
+	CHECK_EQ(sync_xfer_resolve(d, c, &r, &obj, &olen, &h, err, sizeof(err)), -ENOENT);
+	CHECK(strstr(err, "does not have") != NULL);
+	/* ...and one whose base is of another kind */
+	r.base = c2;
+	CHECK_EQ(sync_xfer_resolve(d, c, &r, &obj, &olen, &h, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "which is a commit") != NULL);
+	sync_wdec_free(d);
+out:
+	free(data);
+	store_free(a);
+	store_free(b);
+	store_free(c);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/roam-sync-unit.XXXXXX");
@@ -313,10 +684,16 @@ int main(void)
 	TEST(urls);
 	TEST(remotes_file);
 	TEST(leases);
+	TEST(wire_roundtrip);
+	TEST(wire_hostile);
 	if (getenv("ROAM") && access(getenv("ROAM"), X_OK) == 0)
 		TEST(push_pull_local);
 	else
 		SKIP(push_pull_local, "$ROAM (the roam binary for the far side) not set");
+	if (getenv("ROAM") && access(getenv("ROAM"), X_OK) == 0)
+		TEST(push_pull_deltas);
+	else
+		SKIP(push_pull_deltas, "$ROAM (the roam binary for the far side) not set");
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
