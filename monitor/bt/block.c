@@ -113,6 +113,8 @@ static int decode_cross(struct bt_cpu *c, uint64_t la, const uint8_t *h1, struct
 {
 	uint8_t buf[16];
 	size_t n1 = 4096 - (la & 0xfff);
+	if (n1 > 15)
+		n1 = 15;
 	memcpy(buf, h1, n1);
 	int r = bt_decode(buf, n1, (enum bt_mode)c->mode, out);
 	if (r != -EAGAIN)
@@ -161,7 +163,8 @@ static void set_exec(struct bt_insn *i, int r)
 	}
 }
 
-/* The one-instruction block used for page-crossing instructions. */
+/* The one-instruction block used for page-crossing instructions and for
+ * single-stepping (uncached, unoptimized). */
 static struct bt_block *cross_block(struct bt_cpu *c, uint64_t la, const uint8_t *h)
 {
 	struct bt_engine *e = c->eng;
@@ -171,6 +174,9 @@ static struct bt_block *cross_block(struct bt_cpu *c, uint64_t la, const uint8_t
 	int r = decode_cross(c, la, h, &e->scratch_insn);
 	if (r == -EFAULT)
 		return NULL;
+	if (r == 0 && c->mode != BT_MODE64 && (c->cr0 & 1) &&
+	    c->rip + e->scratch_insn.len - 1 > c->seg[SEG_CS].limit)
+		r = -E2BIG;   /* beyond CS limit: #GP(0) */
 	set_exec(&e->scratch_insn, r);
 	memset(b, 0, sizeof(*b));
 	b->insn = &e->scratch_insn;
@@ -217,6 +223,13 @@ static struct bt_block *build(struct bt_cpu *c, uint64_t la, const uint8_t *h, u
 		return NULL;
 	if (pos > room)
 		pos = room;
+	int nopt = 0;
+	while (nopt < n && ins[nopt].exec != exec_ud && ins[nopt].exec != exec_gp0)
+		nopt++;
+	if (nopt == n)
+		n = bt_block_optimize(ins, n);
+	else
+		bt_block_optimize(ins, nopt);   /* no Jcc there: nothing fused */
 	b->key = key;
 	b->pause = is_pause(&ins[n - 1]);
 	b->mode = c->mode;
@@ -242,20 +255,35 @@ static struct bt_block *build(struct bt_cpu *c, uint64_t la, const uint8_t *h, u
 	return b;
 }
 
+/* Host pointer to the code at RIP (raises #GP beyond the CS limit, #PF);
+ * NULL after stopping the VM for code outside RAM. */
+static const uint8_t *code_ptr(struct bt_cpu *c, uint64_t la)
+{
+	if (c->mode != BT_MODE64 && (c->cr0 & 1) && c->rip > c->seg[SEG_CS].limit)
+		bt_raise_err(c, BT_GP, 0);
+	const uint8_t *h = fetch_ptr(c, la);
+	if (!h)
+		vm_request_stop(c->vm, VM_STOP_ERROR, 1,
+				"vCPU %d: executing outside RAM at rip %#llx (linear %#llx)",
+				c->index, (unsigned long long)c->rip, (unsigned long long)la);
+	return h;
+}
+
+struct bt_block *bt_block_single(struct bt_cpu *c)
+{
+	uint64_t la = rip_linear(c);
+	const uint8_t *h = code_ptr(c, la);
+	return h ? cross_block(c, la, h) : NULL;
+}
+
 struct bt_block *bt_block_lookup(struct bt_cpu *c)
 {
 	struct bt_engine *e = c->eng;
 	struct bt_sys *s = c->sys;
 	uint64_t la = rip_linear(c);
-	if (c->mode != BT_MODE64 && (c->cr0 & 1) && c->rip > c->seg[SEG_CS].limit)
-		bt_raise_err(c, BT_GP, 0);
-	const uint8_t *h = fetch_ptr(c, la);
-	if (!h) {
-		vm_request_stop(c->vm, VM_STOP_ERROR, 1,
-				"vCPU %d: executing outside RAM at rip %#llx (linear %#llx)",
-				c->index, (unsigned long long)c->rip, (unsigned long long)la);
+	const uint8_t *h = code_ptr(c, la);
+	if (!h)
 		return NULL;
-	}
 	/* a page-crossing instruction at the very start */
 	size_t room = 4096 - (la & 0xfff);
 	if (room < 15) {

@@ -159,6 +159,14 @@ bt_exec_fn bt_select(const struct bt_insn *i);
  * MMX on the host MMX unit. Not decoded (#UD): 3DNow!, AVX/VEX/EVEX/XOP, AES, PCLMULQDQ,
  * SHA, RDRAND/RDSEED, BMI, ADX, XSAVE. */
 
+/* Optimizes the n decoded instructions of a new block in place (ISA half,
+ * fuse.c): flag-less variants where the flags are dead, CMP/TEST fused
+ * with a final Jcc. Every instruction must have its exec function set and
+ * none may be one that raises unconditionally (#UD/#GP for a bad
+ * encoding). Returns the new count (n or n - 1). The result must not be
+ * used for single-stepping. */
+int bt_block_optimize(struct bt_insn *ins, int n);
+
 /* ---- system instructions (system half) ----
  * Handles: push/pop of segment registers, mov to/from sreg, LES/LDS/LSS/
  * LFS/LGS, far call/jmp/ret, INT n/INT3/INTO/INT1, IRET, PUSHF/POPF,

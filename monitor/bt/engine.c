@@ -227,6 +227,29 @@ static void __attribute__((noinline)) exec_blocks(struct bt_cpu *c)
 		}
 		s->budget--;
 		struct bt_block *b = NULL;
+		if (__builtin_expect(c->rflags & BT_TF, 0)) {
+			/* single step: one unoptimized instruction, then the
+			 * #DB trap */
+			s->prev = NULL;
+			b = bt_block_single(c);
+			if (!b) {
+				s->budget = 0;
+				s->failed = 1;
+				return;
+			}
+			const struct bt_insn *i = b->insn;
+			c->next_rip = c->rip + i->len;
+			i->exec(c, i);
+			c->rip = c->next_rip;
+			if (c->mode != BT_MODE64)
+				c->rip &= 0xffffffffULL;
+			s->insns++;
+			c->dr[6] |= 0x4000;
+			bt_interrupt(c, BT_DB, BT_EV_EXC, 0, 0, c->rip);
+			s->check_events = 1;
+			s->cur_lpage = 1;
+			continue;
+		}
 		if (s->prev)
 			b = chain(c, s->prev);
 		if (!b) {
@@ -241,18 +264,7 @@ static void __attribute__((noinline)) exec_blocks(struct bt_cpu *c)
 				bt_block_link(s->prev, b, c->rip);
 		}
 		s->prev = NULL;
-			const struct bt_insn *i = b->insn, *end = i + b->n;
-		if (__builtin_expect(c->rflags & BT_TF, 0)) {
-			/* single step: one instruction, then the #DB trap */
-			c->next_rip = c->rip + i->len;
-			i->exec(c, i);
-			c->rip = c->next_rip;
-			s->insns++;
-			c->dr[6] |= 0x4000;
-			bt_interrupt(c, BT_DB, BT_EV_EXC, 0, 0, c->rip);
-			s->check_events = 1;
-			continue;
-		}
+		const struct bt_insn *i = b->insn, *end = i + b->n;
 		/* Unrolled so that consecutive instructions dispatch from
 		 * different indirect call sites, which the host's branch
 		 * predictor tells apart. A block that writes its own code

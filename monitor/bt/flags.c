@@ -115,6 +115,16 @@ int bt_cc_cf(const struct bt_cpu *c)
 		return (c->cc_dst & mask) < (c->cc_src1 & mask);
 	case CC_SUB:
 		return (c->cc_src1 & mask) < (c->cc_src2 & mask);
+	case CC_ADC: {
+		uint64_t d = c->cc_dst & mask, a = c->cc_src1 & mask, b = c->cc_src2 & mask;
+		return ((d - a - b) & mask) ? d <= a : d < a;
+	}
+	case CC_SBB: {
+		uint64_t d = c->cc_dst & mask, a = c->cc_src1 & mask, b = c->cc_src2 & mask;
+		return ((a - b - d) & mask) ? a <= b : a < b;
+	}
+	case CC_MUL:
+		return c->cc_src1 != 0;
 	case CC_LOGIC:
 		return 0;
 	case CC_INC:

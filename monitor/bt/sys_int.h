@@ -162,6 +162,9 @@ void bt_code_page_protect(struct bt_engine *e, uint64_t pg);
 /* The block for the current RIP (lookup or translation; raises #PF/#GP
  * on fetch); NULL after stopping the VM (execution outside RAM). */
 struct bt_block *bt_block_lookup(struct bt_cpu *c);
+/* An uncached, unoptimized block of the one instruction at RIP (for
+ * single-stepping); same faults and NULL as bt_block_lookup. */
+struct bt_block *bt_block_single(struct bt_cpu *c);
 void bt_block_link(struct bt_block *prev, struct bt_block *b, uint64_t rip);
 
 /* ---- MMU (mmu.c) ---- */

@@ -748,6 +748,151 @@ static void t_branch(struct gen *g)
 	g->undef = save | sub.undef;
 }
 
+/* ---- patterns the block optimizer rewrites (monitor/bt/fuse.c) ---- */
+static void mov_rr(struct gen *g, int dst, int src)
+{
+	struct enc x = { .w = 1, .op = 0x89, .modrm = 1, .reg = src, .e = ereg(dst) };
+	emit(g, &x);
+}
+
+/* Jcc over an ALU op, as in t_branch. */
+static void jcc_over(struct gen *g, int cc)
+{
+	uint8_t tmp[64];
+	struct gen sub = *g;
+	sub.p = tmp;
+	sub.n = 0;
+	sub.cap = sizeof(tmp);
+	t_alu(&sub);
+	int skip = (int)sub.n;
+	need(g, cc_reads(cc));
+	if (RN(g, 2)) {
+		put(g, (uint8_t)(0x70 + cc));
+		put(g, (uint8_t)skip);
+	} else {
+		put(g, 0x0f);
+		put(g, (uint8_t)(0x80 + cc));
+		for (int j = 0; j < 4; j++)
+			put(g, (uint8_t)(skip >> (8 * j)));
+	}
+	g->ninsn++;
+	uint32_t save = g->undef;
+	for (int j = 0; j < skip; j++)
+		put(g, tmp[j]);
+	g->ninsn += sub.ninsn;
+	g->undef = save | sub.undef;
+}
+
+/* A register CMP or TEST, then a Jcc; operands often equal or adjacent so
+ * that every condition goes both ways. */
+static void fuse_cmp_jcc(struct gen *g)
+{
+	int size = pick_size(g), form = RN(g, 6), rel = RN(g, 3);
+	int a = dreg(g), b = RN(g, 4) == 0 ? a : sreg(g);
+	uint32_t v = (uint32_t)RN(g, 200) + 1;
+	struct enc x = { .force_rex = RN(g, 4) == 0, .modrm = 1, .p66 = size == 2, .w = size == 8 };
+	if (form == 3)
+		a = 0;
+	if (form <= 1 || form == 4) {
+		if (rel < 2 && a != b) {
+			mov_rr(g, a, b);
+			if (rel == 1) {     /* a = b +- 1 */
+				struct enc d = { .w = 1, .op = 0xff, .modrm = 1, .reg = RN(g, 2), .e = ereg(a) };
+				emit(g, &d);
+				fl(g, ALL & ~CF, 0);
+			}
+		}
+	} else if (rel < 2) {
+		mov_imm32(g, a, v);
+		if (rel == 1)
+			v += (uint32_t)RN(g, 3) - 1;
+	}
+	int isz = size == 1 ? 1 : size == 2 ? 2 : 4;
+	uint64_t imm = rel < 2 ? v : imm_for(g, isz);
+	switch (form) {
+	case 0: x.op = size == 1 ? 0x38 : 0x39; x.reg = b; x.e = ereg(a); break;
+	case 1: x.op = size == 1 ? 0x3a : 0x3b; x.reg = a; x.e = ereg(b); break;
+	case 2:
+		x.op = size == 1 ? 0x80 : RN(g, 2) ? 0x83 : 0x81;
+		x.reg = 7;
+		x.e = ereg(a);
+		x.isz = x.op == 0x81 ? isz : 1;
+		x.imm = imm & (x.isz == 1 ? 0xff : x.isz == 2 ? 0xffff : 0xffffffff);
+		break;
+	case 3:
+		x.modrm = 0;
+		x.force_rex = 0;
+		x.op = size == 1 ? 0x3c : 0x3d;
+		x.isz = isz;
+		x.imm = imm & (isz == 1 ? 0xff : isz == 2 ? 0xffff : 0xffffffff);
+		break;
+	case 4: x.op = size == 1 ? 0x84 : 0x85; x.reg = b; x.e = ereg(a); break;
+	default:
+		x.op = size == 1 ? 0xf6 : 0xf7;
+		x.reg = 0;
+		x.e = ereg(a);
+		x.isz = isz;
+		x.imm = rel < 2 ? imm_for(g, isz) & v : imm_for(g, isz);
+		break;
+	}
+	emit(g, &x);
+	fl(g, ALL, form >= 4 ? AF : 0);
+	jcc_over(g, RN(g, 16));
+}
+
+/* A register rotate, flag-neutral instructions, then something that
+ * overwrites the flags, reads them, or nothing (flags live at the end). */
+static void fuse_rotate(struct gen *g)
+{
+	static const int cnts[] = { 0, 1, 2, 3, 7, 8, 31, 32, 33, 63, 64, 255 };
+	int size = RN(g, 2) ? 8 : 4, form = RN(g, 3), cnt = cnts[RN(g, 12)];
+	struct enc x = { .force_rex = RN(g, 4) == 0, .modrm = 1, .reg = RN(g, 2), .w = size == 8 };
+	x.e = ereg(dreg(g));
+	if (form == 1)
+		cnt = 1;
+	if (form == 2) {
+		mov_imm32(g, 1, (uint32_t)cnt);
+		if (x.e.reg == 1)
+			x.e.reg = 0;
+	}
+	x.op = form == 0 ? 0xc1 : form == 1 ? 0xd1 : 0xd3;
+	if (form == 0) {
+		x.isz = 1;
+		x.imm = (uint64_t)cnt;
+	}
+	emit(g, &x);
+	int m = cnt & (size == 8 ? 63 : 31);
+	if (m)
+		fl(g, CF | OF, m == 1 ? 0 : OF);
+	for (int k = RN(g, 3); k > 0; k--) {
+		int d = dreg(g);
+		switch (RN(g, 6)) {
+		case 0: mov_rr(g, d, sreg(g)); break;
+		case 1: mov_imm32(g, d, (uint32_t)R(g)); break;
+		case 2: { struct enc l = { .w = 1, .op = 0x8d, .modrm = 1, .reg = d, .e = emem(g, 8, 0) };
+			emit(g, &l); break; }
+		case 3: { struct enc z = { .map = 1, .op = 0xb6, .modrm = 1, .reg = d, .e = ereg(sreg(g)), .force_rex = 1 };
+			emit(g, &z); break; }
+		case 4: { struct enc w = { .map = 1, .op = 0xc8, .reg = d, .w = RN(g, 2) };
+			emit(g, &w); break; }
+		default: { struct enc sx = { .w = 1, .op = 0x63, .modrm = 1, .reg = d, .e = ereg(sreg(g)) };
+			emit(g, &sx); break; }
+		}
+	}
+	switch (RN(g, 4)) {
+	case 0: case 1: t_alu(g); break;
+	case 2: fuse_cmp_jcc(g); break;
+	}
+}
+
+static void t_fuse(struct gen *g)
+{
+	if (RN(g, 2))
+		fuse_cmp_jcc(g);
+	else
+		fuse_rotate(g);
+}
+
 /* ---- SSE ---- */
 struct sse_t { uint8_t map, op, pfx, imm, ms, al; uint8_t flags; };
 static const struct sse_t sse_ops[] = {
@@ -1109,7 +1254,7 @@ void isa_gen(struct isa_case *t, uint64_t *rng, int kind)
 		case GEN_MOVE: t_move(&g); break;
 		case GEN_STACK: t_stack(&g); break;
 		case GEN_STRING: t_string(&g); break;
-		case GEN_BRANCH: t_branch(&g); break;
+		case GEN_BRANCH: if (RN(&g, 2)) t_branch(&g); else t_fuse(&g); break;
 		case GEN_SSE: if (RN(&g, 2)) t_sse(&g); else t_sse_rand(&g); break;
 		case GEN_X87: t_x87(&g); j = n; break;
 		case GEN_MMX: t_mmx(&g); j = n; break;

@@ -115,8 +115,54 @@ enum { RUN_OK, RUN_UNIMPL };
 
 static uint64_t insns_run;
 
+/* Decodes a block at c->rip as the engine does (up to a branch, a system
+ * or REP instruction, 64 instructions, or the end of the sequence), runs
+ * bt_block_optimize on it and executes it. Returns RUN_OK with *fault
+ * set (-1 or the vector), or RUN_UNIMPL. */
+static int run_block(struct bt_env *e, uint64_t end, int *fault, int *ninsns, char *why, size_t whylen)
+{
+	struct bt_cpu *c = &e->c;
+	struct bt_insn ins[64];
+	uint64_t pos = c->rip;
+	int n = 0;
+	while (n < 64 && pos < end) {
+		struct bt_insn *in = &ins[n];
+		memset(in, 0, sizeof(*in));
+		if (bt_decode(gmem_ptr(e->vm.mem, pos, 15), 15, BT_MODE64, in))
+			break;
+		in->exec = bt_select(in);
+		if (!in->exec) {
+			snprintf(why, whylen, "no exec for op %03x at +%lu", in->op,
+				 (unsigned long)(pos - ISA_CODE));
+			return RUN_UNIMPL;
+		}
+		pos += in->len;
+		n++;
+		if ((in->flags & (BT_I_BRANCH | BT_I_SYS)) || (in->rep && BT_MAP(in->op) == 0))
+			break;
+	}
+	if (n == 0) {
+		*fault = BT_UD;
+		return RUN_OK;
+	}
+	n = bt_block_optimize(ins, n);
+	*fault = -1;
+	for (int k = 0; k < n; k++) {
+		c->next_rip = c->rip + ins[k].len;
+		*fault = step(c, &ins[k]);
+		(*ninsns)++;
+		insns_run++;
+		if (*fault >= 0)
+			return RUN_OK;
+		c->rip = c->next_rip;
+	}
+	return RUN_OK;
+}
+
+/* Runs t under BT: one instruction at a time (blocks = 0) or in optimized
+ * blocks as the engine runs them (blocks = 1). */
 static int run_bt(struct bt_env *e, const struct isa_case *t, struct isa_state *out,
-		  uint8_t *data, uint8_t *stack, char *why, size_t whylen)
+		  uint8_t *data, uint8_t *stack, char *why, size_t whylen, int blocks)
 {
 	struct bt_cpu *c = &e->c;
 	memcpy(gmem_ptr(e->vm.mem, ISA_DATA, ISA_DATA_SIZE), t->data, ISA_DATA_SIZE);
@@ -126,7 +172,12 @@ static int run_bt(struct bt_env *e, const struct isa_case *t, struct isa_state *
 	cpu_setup(c, &t->in);
 	uint64_t end = ISA_CODE + t->len;
 	int fault = -1;
-	for (int n = 0; n < 100000 && c->rip != end; n++) {
+	for (int n = 0; blocks && n < 100000 && c->rip != end && fault < 0; ) {
+		int r = run_block(e, end, &fault, &n, why, whylen);
+		if (r != RUN_OK)
+			return r;
+	}
+	for (int n = 0; !blocks && n < 100000 && c->rip != end; n++) {
 		struct bt_insn in;
 		const uint8_t *p = gmem_ptr(e->vm.mem, c->rip, 15);
 		int r = bt_decode(p, 15, BT_MODE64, &in);
@@ -260,18 +311,23 @@ static void run_kind(struct bt_env *e, int kind, int batches, uint64_t *rng, str
 		for (int k = 0; k < BATCH; k++) {
 			char why[128];
 			st->cases++;
-			if (run_bt(e, &t[k], &bs, bd, bstk, why, sizeof(why)) == RUN_UNIMPL) {
-				st->unimpl++;
-				if (getenv("BT_ISA_VERBOSE"))
-					printf("  unimplemented: %s\n", why);
-				continue;
-			}
 			if (na[k].fault >= 0)
 				st->faults++;
-			if (compare(&t[k], &na[k], nd[k], ns[k], &bs, bd, bstk)) {
-				st->mism++;
-				if (++shown >= 3 && !getenv("BT_ISA_VERBOSE"))
-					goto out;
+			/* one instruction at a time, then in optimized blocks */
+			for (int blocks = 0; blocks < 2; blocks++) {
+				if (run_bt(e, &t[k], &bs, bd, bstk, why, sizeof(why), blocks) == RUN_UNIMPL) {
+					st->unimpl++;
+					if (getenv("BT_ISA_VERBOSE"))
+						printf("  unimplemented: %s\n", why);
+					break;
+				}
+				if (compare(&t[k], &na[k], nd[k], ns[k], &bs, bd, bstk)) {
+					if (blocks)
+						printf("  (in optimized blocks)\n");
+					st->mism++;
+					if (++shown >= 3 && !getenv("BT_ISA_VERBOSE"))
+						goto out;
+				}
 			}
 		}
 	}
@@ -432,10 +488,12 @@ static void run_hex(const char *hex)
 	if (!e || env_init(e) || isa_native(&t, 1, &na, nd, ns))
 		return;
 	setenv("BT_ISA_TRACE", "1", 1);
-	if (run_bt(e, &t, &bs, bd, bst, why, sizeof(why)) != RUN_OK)
-		printf("%s\n", why);
-	if (!compare(&t, &na, nd[0], ns[0], &bs, bd, bst))
-		printf("  equal\n");
+	for (int blocks = 0; blocks < 2; blocks++) {
+		if (run_bt(e, &t, &bs, bd, bst, why, sizeof(why), blocks) != RUN_OK)
+			printf("%s\n", why);
+		if (!compare(&t, &na, nd[0], ns[0], &bs, bd, bst))
+			printf("  equal%s\n", blocks ? " (optimized blocks)" : "");
+	}
 	env_fini(e);
 	free(e);
 }
