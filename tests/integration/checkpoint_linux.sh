@@ -9,6 +9,9 @@
 #                prints it with /proc/uptime; across two suspend/resume
 #                cycles the console and the file continue without loss or
 #                repetition, and uptime keeps running;
+#   wall clock   suspended for 6 s, the resumed guest's time of day is
+#                within 2 s of the host's (the kit's clock agent steps it to
+#                the RTC) while its uptime did not jump by the 6 s;
 #   fsck         checkpoint while the guest writes its disk heavily, roll
 #                back to it, resume, stop the writers, power off: the
 #                exported disk passes e2fsck -fn.
@@ -79,6 +82,27 @@ s2=$(stored)
 first=$((s1 - s0)); second=$((s2 - s1))
 echo "first suspend stored $first bytes, second $second"
 check incremental_5pct sh -c "[ $first -gt 0 ] && [ $((second * 100)) -le $((first * 5)) ]"
+
+# ---- wall clock after resume ----------------------------------------------
+resume || bail resume_clock "$(cat "err.$runno")"
+say 'read up x < /proc/uptime; echo "UP1 $up"'
+wait_out '^UP1 ' 60 || bail uptime1 "$(tail -c 300 "out.$runno")"
+h1=$(date +%s.%N)
+u1=$(tr -d '\r' < "out.$runno" | sed -n 's/^UP1 //p' | tail -n 1)
+suspend || bail suspend_clock "$(cat susp.out)"
+sleep 6
+resume || bail resume_clock2 "$(cat "err.$runno")"
+# The agent checks every 2 s (guest time): give it 3.
+say 'sleep 3; read up x < /proc/uptime; echo "UP2 $up $(date +%s)"'
+wait_out '^UP2 ' 60 || bail uptime2 "$(tail -c 300 "out.$runno")"
+h2=$(date +%s.%N)
+set -- $(tr -d '\r' < "out.$runno" | sed -n 's/^UP2 //p' | tail -n 1)
+u2=$1 g=$2
+echo "guest clock $g, host $h2; guest uptime $u1 -> $u2 over $(echo "$h2 - $h1" | bc) s of host time"
+check wallclock_after_resume awk -v g="$g" -v h="$h2" 'BEGIN{d=g-h; if (d<0) d=-d; exit !(d<=2)}'
+# Uptime ran on (u2 > u1) but not through the 6 s the VM was suspended.
+check uptime_no_jump awk -v a="$u1" -v b="$u2" -v s="$h1" -v e="$h2" 'BEGIN{exit !(b>a && b-a <= e-s-5)}'
+suspend || bail suspend_clock2 "$(cat susp.out)"
 
 # ---- continuity over two suspend/resume cycles ---------------------------
 resume || bail resume2 "$(cat "err.$runno")"
