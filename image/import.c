@@ -19,7 +19,7 @@
 #define MAX_WORKERS 8   /* one per online CPU, at least 2 */
 #define JOB_BYTES (1u << 20)
 #define TXN_BYTES (16ull << 20)   /* stored bytes per write transaction */
-#define WAL_BYTES (64ull << 20)  /* WAL size at which the writer lets it restart */
+#define WAL_BYTES (256ull << 20) /* WAL size at which the writer lets it restart */
 
 enum { SLOT_FREE, SLOT_FILLED, SLOT_WORKING, SLOT_DONE };
 enum { C_ZERO = 1, C_EXISTS = 2, C_NEW = 3 };
