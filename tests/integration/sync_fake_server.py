@@ -9,8 +9,16 @@
 #   othervm   a ref of another VM
 #   slash     a ref name with an extra '/' level
 #   badkind   a blob sent where a commit was asked for
+# Modes starting with 'z' speak protocol 2 (the wire codec: GET answered by
+# records in a zstd stream, made with the zstd tool):
+#   zbad      the stream is not zstd at all
+#   zbase     the first non-commit object comes as a delta against a base
+#             the client does not have
+#   zbomb     a record claims 4 GiB and 8 MiB of zeros follow
+#   zwindow   the stream's window is 128 MiB (over the 32 MiB limit)
+#   zhash     the first object's bytes in the stream do not match its hash
 # Usage: sync_fake_server.py MODE serve --stdio [--create] STORE
-import os, sqlite3, struct, sys
+import os, sqlite3, struct, subprocess, sys
 
 mode = sys.argv[1]
 store = [a for a in sys.argv[2:] if not a.startswith('-') and a != 'serve'][-1]
@@ -28,8 +36,44 @@ def read_frame():
     t, n = struct.unpack('<B3xI', h)
     return t, inp.read(n)
 
+def zstd(data, *args):
+    return subprocess.run(['zstd', '-q', '-c'] + list(args), input=data,
+                          stdout=subprocess.PIPE, check=True).stdout
+
+def record(kind, body, base=None):
+    return struct.pack('<BBI', kind, 1 if base else 0, len(body)) + (base or b'') + body
+
+def wire_answer(rows):
+    """Protocol 2 GET answer: records of raw objects in one zstd frame."""
+    global sent_bad
+    stream = b''
+    for kind, size, codec, data in rows:
+        raw = bytes(data) if codec == 0 else subprocess.run(
+            ['zstd', '-q', '-d', '-c'], input=bytes(data), stdout=subprocess.PIPE, check=True).stdout
+        if mode == 'zhash' and not sent_bad:
+            raw = bytearray(raw)
+            raw[len(raw) // 2] ^= 0x55
+            raw = bytes(raw)
+            sent_bad = True
+        if mode == 'zbase' and not sent_bad and kind != 4:
+            stream += record(kind, zstd(raw), os.urandom(32))
+            sent_bad = True
+            continue
+        stream += record(kind, raw)
+    if mode == 'zbomb':
+        stream = struct.pack('<BBI', 1, 0, 0xffffffff) + bytes(8 << 20)
+    if mode == 'zbad':
+        z = os.urandom(300)
+    elif mode == 'zwindow':
+        z = zstd(stream, '--long=27')
+    else:
+        z = zstd(stream)
+    for i in range(0, len(z), 1 << 20):
+        frame(14, z[i:i + (1 << 20)])
+
 t, p = read_frame()
-frame(1, b'ROAMSYNC' + struct.pack('<HHB', 1, 0, 4) + b'fake')
+version = 2 if mode.startswith('z') else 1
+frame(1, b'ROAMSYNC' + struct.pack('<HHB', version, 0, 4) + b'fake')
 sent_bad = False
 while True:
     t, p = read_frame()
@@ -53,6 +97,18 @@ while True:
             out.flush()
             continue
         frame(4, payload)
+    elif t == 15:  # PLAN: no basis here
+        continue
+    elif t == 7 and version == 2:  # GET, protocol 2
+        rows = []
+        for i in range(0, len(p), 32):
+            row = db.execute("SELECT kind, size, codec, data FROM objects WHERE hash = ?",
+                             (p[i:i + 32],)).fetchone()
+            if row is None:
+                frame(2, struct.pack('<I', 2) + b'object not found')
+                sys.exit(1)
+            rows.append(row)
+        wire_answer(rows)
     elif t == 7:  # GET
         for i in range(0, len(p), 32):
             h = p[i:i + 32]

@@ -2,7 +2,10 @@
 # real sshd as --remote-roam) serving real objects with one thing wrong:
 # corrupt object bytes, an oversized frame, a ref to a missing object, ref
 # names with '..', another VM's name or an extra level, a blob where a
-# commit is due. Each pull is refused with a clear error and the local store
+# commit is due; and in protocol 2 (the wire codec) a stream that is not
+# zstd, a delta against a base the client lacks, a record over the size
+# limit (a decompression bomb), a window over the limit, a record whose
+# bytes do not match the hash asked for. Each pull is refused with a clear error and the local store
 # is untouched (refs identical, verify passes).
 . "$ROAM_SRC/tests/integration/lib.sh"
 command -v python3 >/dev/null || { skip sync_hostile "no python3 for the fake server"; exit 0; }
@@ -38,6 +41,15 @@ hostile hostile_dotdot_ref "sent ref 'vms/vm/\.\./other/head', which is not a re
 hostile hostile_other_vm_ref "sent ref 'vms/other/head', which is not a ref of VM vm" othervm
 hostile hostile_slash_ref "sent ref 'vms/vm/checkpoints/a/b'" slash
 hostile hostile_wrong_kind 'as a blob where a commit was due' badkind
+if command -v zstd >/dev/null; then
+	hostile hostile_wire_not_zstd 'sent a bad wire stream .*does not decode' zbad
+	hostile hostile_wire_missing_base 'names base object [0-9a-f]+, which this store does not have' zbase
+	hostile hostile_wire_bomb 'object of [0-9]+ bytes, over the limit' zbomb
+	hostile hostile_wire_window 'bad wire stream .*(too much memory|window)' zwindow
+	hostile hostile_wire_bad_hash 'does not match its hash' zhash
+else
+	skip hostile_wire "no zstd tool for the fake server"
+fi
 # the real server still works afterwards
 check pull_after_hostile $B pull "ssh://root@127.0.0.1:$PORT$T/a" vm $RR
 check verify_after $B verify
