@@ -36,17 +36,31 @@ static void alu_rrv_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 	uint64_t r = alu_op(c, OP, SZ, reg_rd(c, i, i->reg, SZ), reg_rd(c, i, i->rm, SZ)); \
 	if (!NOWB(OP)) reg_wr(c, i, i->reg, SZ, r); \
 } \
-static void alu_mr_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+static void __attribute__((noinline)) alu_mr_slow_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
 	uint64_t off = bt_ea(c, i); int seg = bt_ea_seg(i); \
-	uint64_t a = NOWB(OP) ? bt_read(c, seg, off, SZ) : bt_read_rmw(c, seg, off, SZ); \
+	uint64_t a = NOWB(OP) ? (bt_read)(c, seg, off, SZ) : (bt_read_rmw)(c, seg, off, SZ); \
 	uint64_t r = alu_op(c, OP, SZ, a, reg_rd(c, i, i->reg, SZ)); \
-	if (!NOWB(OP)) bt_write(c, seg, off, SZ, r); \
+	if (!NOWB(OP)) (bt_write)(c, seg, off, SZ, r); \
+} \
+static void alu_mr_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	uint8_t *p = ea_host(c, i, NOWB(OP) ? BT_ACC_R : BT_ACC_W, SZ); \
+	if (!p) { alu_mr_slow_##OP##_##SZ(c, i); return; } \
+	uint64_t r = alu_op(c, OP, SZ, bt_ld_host(p, SZ), reg_rd(c, i, i->reg, SZ)); \
+	if (!NOWB(OP)) bt_st_host(p, SZ, r); \
+} \
+static void __attribute__((noinline)) alu_rm_slow_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	uint64_t b = (bt_read)(c, bt_ea_seg(i), bt_ea(c, i), SZ); \
+	uint64_t r = alu_op(c, OP, SZ, reg_rd(c, i, i->reg, SZ), b); \
+	if (!NOWB(OP)) reg_wr(c, i, i->reg, SZ, r); \
 } \
 static void alu_rm_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
-	uint64_t b = bt_read(c, bt_ea_seg(i), bt_ea(c, i), SZ); \
-	uint64_t r = alu_op(c, OP, SZ, reg_rd(c, i, i->reg, SZ), b); \
+	const uint8_t *p = ea_host(c, i, BT_ACC_R, SZ); \
+	if (!p) { alu_rm_slow_##OP##_##SZ(c, i); return; } \
+	uint64_t r = alu_op(c, OP, SZ, reg_rd(c, i, i->reg, SZ), bt_ld_host(p, SZ)); \
 	if (!NOWB(OP)) reg_wr(c, i, i->reg, SZ, r); \
 } \
 static void alu_ri_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
@@ -54,12 +68,19 @@ static void alu_ri_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 	uint64_t r = alu_op(c, OP, SZ, reg_rd(c, i, i->rm, SZ), i->imm & sz_mask(SZ)); \
 	if (!NOWB(OP)) reg_wr(c, i, i->rm, SZ, r); \
 } \
-static void alu_mi_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+static void __attribute__((noinline)) alu_mi_slow_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
 	uint64_t off = bt_ea(c, i); int seg = bt_ea_seg(i); \
-	uint64_t a = NOWB(OP) ? bt_read(c, seg, off, SZ) : bt_read_rmw(c, seg, off, SZ); \
+	uint64_t a = NOWB(OP) ? (bt_read)(c, seg, off, SZ) : (bt_read_rmw)(c, seg, off, SZ); \
 	uint64_t r = alu_op(c, OP, SZ, a, i->imm & sz_mask(SZ)); \
-	if (!NOWB(OP)) bt_write(c, seg, off, SZ, r); \
+	if (!NOWB(OP)) (bt_write)(c, seg, off, SZ, r); \
+} \
+static void alu_mi_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	uint8_t *p = ea_host(c, i, NOWB(OP) ? BT_ACC_R : BT_ACC_W, SZ); \
+	if (!p) { alu_mi_slow_##OP##_##SZ(c, i); return; } \
+	uint64_t r = alu_op(c, OP, SZ, bt_ld_host(p, SZ), i->imm & sz_mask(SZ)); \
+	if (!NOWB(OP)) bt_st_host(p, SZ, r); \
 }
 #define ALU_SIZES(OP) ALU_FNS(OP, 1) ALU_FNS(OP, 2) ALU_FNS(OP, 4) ALU_FNS(OP, 8)
 ALU_SIZES(0) ALU_SIZES(1) ALU_SIZES(2) ALU_SIZES(3) ALU_SIZES(4)

@@ -177,6 +177,21 @@ static inline int ea_seg_of(const struct bt_insn *i)
 #define bt_ea(c, i) ea_of(c, i)
 #define bt_ea_seg(i) ea_seg_of(i)
 
+/* Host pointer to the memory operand of i when it is a 64-bit-mode access
+ * of size bytes, allowed for kind (BT_ACC_R, or BT_ACC_W for writes and
+ * read-modify-writes) and present in the soft TLB; NULL otherwise, when
+ * the caller runs its complete out-of-line form. Exec functions whose
+ * fast path then makes no call need no stack frame. */
+static inline __attribute__((always_inline)) uint8_t *
+ea_host(struct bt_cpu *c, const struct bt_insn *i, int kind, int size)
+{
+	if (__builtin_expect(c->mode != BT_MODE64, 0))
+		return NULL;
+	uint64_t la = bt_lin64(c, ea_seg_of(i), ea_of(c, i));
+	const struct bt_tlb_ent *e = bt_tlb_hit(c, kind, la, size);
+	return __builtin_expect(e != NULL, 1) ? (uint8_t *)(e->addend + la) : NULL;
+}
+
 /* Operand "E" (ModRM rm) of the given size: register or memory. */
 static inline uint64_t e_rd(struct bt_cpu *c, const struct bt_insn *i, int size)
 {

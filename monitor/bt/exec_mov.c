@@ -28,10 +28,22 @@ static void mov_rr_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { reg_wr(c, i, i->rm, SZ, reg_rd(c, i, i->reg, SZ)); } \
 static void mov_rrv_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { reg_wr(c, i, i->reg, SZ, reg_rd(c, i, i->rm, SZ)); } \
+static void __attribute__((noinline)) mov_mr_slow_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ (bt_write)(c, bt_ea_seg(i), bt_ea(c, i), SZ, reg_rd(c, i, i->reg, SZ)); } \
 static void mov_mr_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
-{ bt_write(c, bt_ea_seg(i), bt_ea(c, i), SZ, reg_rd(c, i, i->reg, SZ)); } \
+{ \
+	uint8_t *p = ea_host(c, i, BT_ACC_W, SZ); \
+	if (!p) { mov_mr_slow_##SZ(c, i); return; } \
+	bt_st_host(p, SZ, reg_rd(c, i, i->reg, SZ)); \
+} \
+static void __attribute__((noinline)) mov_rm_slow_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ reg_wr(c, i, i->reg, SZ, (bt_read)(c, bt_ea_seg(i), bt_ea(c, i), SZ)); } \
 static void mov_rm_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
-{ reg_wr(c, i, i->reg, SZ, bt_read(c, bt_ea_seg(i), bt_ea(c, i), SZ)); } \
+{ \
+	const uint8_t *p = ea_host(c, i, BT_ACC_R, SZ); \
+	if (!p) { mov_rm_slow_##SZ(c, i); return; } \
+	reg_wr(c, i, i->reg, SZ, bt_ld_host(p, SZ)); \
+} \
 static void mov_ri_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { reg_wr(c, i, i->rm, SZ, i->imm); } \
 static void mov_mi_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
@@ -81,9 +93,19 @@ static void ex_movx(struct bt_cpu *c, const struct bt_insn *i)
 	reg_wr(c, i, i->reg, i->opsize, v);
 }
 
+static void __attribute__((noinline)) movzx_rm8_4_slow(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->r[i->reg] = (uint8_t)(bt_read)(c, bt_ea_seg(i), bt_ea(c, i), 1);
+}
+
 static void ex_movzx_rm8_4(struct bt_cpu *c, const struct bt_insn *i)
 {
-	c->r[i->reg] = (uint8_t)bt_read(c, bt_ea_seg(i), bt_ea(c, i), 1);
+	const uint8_t *p = ea_host(c, i, BT_ACC_R, 1);
+	if (!p) {
+		movzx_rm8_4_slow(c, i);
+		return;
+	}
+	c->r[i->reg] = *p;
 }
 
 static void ex_movsxd(struct bt_cpu *c, const struct bt_insn *i)
@@ -165,17 +187,46 @@ static const bt_exec_fn setcc_tab[16] = {
 };
 
 /* ---- stack ---- */
-static void ex_push_r(struct bt_cpu *c, const struct bt_insn *i)
+static void __attribute__((noinline)) push_r_slow(struct bt_cpu *c, const struct bt_insn *i)
 {
 	int r = (i->op & 7) | ((i->rex & 1) << 3);
-	bt_push(c, i->opsize, c->r[r] & sz_mask(i->opsize));
+	(bt_push)(c, i->opsize, c->r[r] & sz_mask(i->opsize));
+}
+
+static void __attribute__((noinline)) pop_r_slow(struct bt_cpu *c, const struct bt_insn *i)
+{
+	int r = (i->op & 7) | ((i->rex & 1) << 3);
+	uint64_t v = (bt_pop)(c, i->opsize);
+	reg_wr(c, i, r, i->opsize, v);
+}
+
+/* PUSH/POP r64 in 64-bit mode: TLB hit inline, everything else (other
+ * sizes and modes, misses, faults) out of line. */
+static void ex_push_r(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint64_t sp = c->r[CPU_RSP] - 8;
+	const struct bt_tlb_ent *e;
+	if (__builtin_expect(c->mode != BT_MODE64 || i->opsize != 8, 0) ||
+	    !(e = bt_tlb_hit(c, BT_ACC_W, sp, 8))) {
+		push_r_slow(c, i);
+		return;
+	}
+	bt_st_host((uint8_t *)(e->addend + sp), 8, c->r[(i->op & 7) | ((i->rex & 1) << 3)]);
+	c->r[CPU_RSP] = sp;
 }
 
 static void ex_pop_r(struct bt_cpu *c, const struct bt_insn *i)
 {
-	int r = (i->op & 7) | ((i->rex & 1) << 3);
-	uint64_t v = bt_pop(c, i->opsize);
-	reg_wr(c, i, r, i->opsize, v);
+	uint64_t sp = c->r[CPU_RSP];
+	const struct bt_tlb_ent *e;
+	if (__builtin_expect(c->mode != BT_MODE64 || i->opsize != 8, 0) ||
+	    !(e = bt_tlb_hit(c, BT_ACC_R, sp, 8))) {
+		pop_r_slow(c, i);
+		return;
+	}
+	uint64_t v = bt_ld_host((const uint8_t *)(e->addend + sp), 8);
+	c->r[CPU_RSP] = sp + 8;
+	c->r[(i->op & 7) | ((i->rex & 1) << 3)] = v;
 }
 
 static void ex_push_i(struct bt_cpu *c, const struct bt_insn *i)
