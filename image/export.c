@@ -1,7 +1,8 @@
-/* Export of a tree into a file: the calling thread walks the chunks in order;
- * two workers, each with its own read-only SQLite connection, fetch,
- * decompress, re-hash and pwrite them at their offsets. Zero chunks become
- * holes in a regular file. */
+/* Export of a tree into a file: the calling thread walks the chunks in order
+ * and hands them out in jobs of about 1 MiB; one worker per CPU (at least
+ * two), each with its own read-only SQLite connection, fetches, decompresses
+ * and re-hashes a job's chunks into its buffer and writes each run of
+ * adjacent ones with one call. Zero chunks become holes in a regular file. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,10 @@
 #include <unistd.h>
 #include "image/store_int.h"
 
-#define NSLOTS 8
-#define NWORKERS 2
-#define JOB_CHUNKS 16
+#define NSLOTS 16
+#define MAX_WORKERS 8
+#define JOB_BYTES (1u << 20)
+#define JOB_CHUNKS 64        /* at most, for small chunk sizes */
 
 enum { J_FREE, J_FILLING, J_READY, J_TAKEN };
 
@@ -29,6 +31,7 @@ struct xport {
 	int fd;
 	uint64_t size;
 	uint32_t chunk;
+	unsigned per_job;          /* chunks per job */
 	struct xjob jobs[NSLOTS];
 	pthread_mutex_t m;
 	pthread_cond_t cv;
@@ -36,6 +39,57 @@ struct xport {
 	int err;
 	char errmsg[512];
 };
+
+struct xworker {
+	struct xport *x;
+	sqlite3 *db;
+	sqlite3_stmt *get;
+	uint8_t *buf;              /* per_job chunks */
+};
+
+static int wrong_size(const struct store_hash *h)
+{
+	char hex[STORE_HASH_HEX];
+	store_hex(h, hex);
+	return store_err(EBADMSG, "chunk %s has the wrong size for its tree; run 'roam verify'",
+			 hex);
+}
+
+/* Reads one chunk of want bytes through the worker's own connection (the
+ * store's shared one when that could not be opened) and decodes it into
+ * dst. */
+static int fetch(struct xworker *w, const struct store_hash *h, void *dst, uint64_t want)
+{
+	if (!w->get) {
+		struct store_raw raw;
+		int r = store_get_raw(w->x->s, h, &raw);
+		if (r)
+			return r;
+		r = raw.info.size != want ? wrong_size(h) :
+			store_decode_into(w->x->s, h, raw.info.codec, want, raw.data,
+					  raw.info.stored_size, dst);
+		store_raw_release(&raw);
+		return r;
+	}
+	sqlite3_bind_blob(w->get, 1, h->b, STORE_HASH_LEN, SQLITE_STATIC);
+	int rc = sqlite3_step(w->get), r;
+	if (rc == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(w->get, 2);
+		size_t n = (size_t)sqlite3_column_bytes(w->get, 2);
+		r = (uint64_t)sqlite3_column_int64(w->get, 1) != want ? wrong_size(h) :
+			store_decode_into(w->x->s, h, sqlite3_column_int(w->get, 0), want, p, n,
+					  dst);
+	} else {
+		char hex[STORE_HASH_HEX];
+		store_hex(h, hex);
+		r = rc == SQLITE_DONE ? store_err(ENOENT, "chunk %s is not in the store; run "
+						  "'roam verify'", hex)
+				      : store_err(EIO, "reading chunk %s: %s", hex,
+						  sqlite3_errmsg(w->db));
+	}
+	sqlite3_reset(w->get);
+	return r;
+}
 
 static int write_full(int fd, const uint8_t *p, size_t len, uint64_t off)
 {
@@ -54,70 +108,30 @@ static int write_full(int fd, const uint8_t *p, size_t len, uint64_t off)
 	return 0;
 }
 
-struct xworker {
-	struct xport *x;
-	sqlite3 *db;
-	sqlite3_stmt *get;
-};
-
-/* Reads and decodes one chunk through the worker's own connection (the
- * store's shared one when that could not be opened). */
-static int fetch(struct xworker *w, const struct store_hash *h, void **ret, uint64_t *ret_size)
-{
-	if (!w->get) {
-		struct store_raw raw;
-		int r = store_get_raw(w->x->s, h, &raw);
-		if (r)
-			return r;
-		*ret_size = raw.info.size;
-		r = store_decode(w->x->s, h, raw.info.codec, raw.info.size, raw.data,
-				 raw.info.stored_size, ret);
-		store_raw_release(&raw);
-		return r;
-	}
-	sqlite3_bind_blob(w->get, 1, h->b, STORE_HASH_LEN, SQLITE_STATIC);
-	int rc = sqlite3_step(w->get), r;
-	if (rc == SQLITE_ROW) {
-		*ret_size = (uint64_t)sqlite3_column_int64(w->get, 1);
-		const void *p = sqlite3_column_blob(w->get, 2);
-		size_t n = (size_t)sqlite3_column_bytes(w->get, 2);
-		r = store_decode(w->x->s, h, sqlite3_column_int(w->get, 0), *ret_size, p, n, ret);
-	} else {
-		char hex[STORE_HASH_HEX];
-		store_hex(h, hex);
-		r = rc == SQLITE_DONE ? store_err(ENOENT, "chunk %s is not in the store; run "
-						  "'roam verify'", hex)
-				      : store_err(EIO, "reading chunk %s: %s", hex,
-						  sqlite3_errmsg(w->db));
-	}
-	sqlite3_reset(w->get);
-	return r;
-}
-
+/* Decodes a job's chunks into the worker's buffer (chunk i at i * chunk)
+ * and writes each run of adjacent chunks with one call. */
 static int write_job(struct xworker *w, struct xjob *j)
 {
 	struct xport *x = w->x;
-	for (unsigned i = 0; i < j->n; i++) {
+	int r = 0;
+	unsigned run = 0;   /* first chunk of the current run */
+	/* One read transaction for the job, not one per chunk. */
+	bool txn = w->get && sqlite3_exec(w->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	for (unsigned i = 0; i < j->n && !r; i++) {
 		uint64_t off = j->idx[i] * x->chunk;
 		uint64_t want = x->size - off < x->chunk ? x->size - off : x->chunk;
-		void *data;
-		uint64_t size = 0;
-		int r = fetch(w, &j->h[i], &data, &size);
-		if (r)
-			return r;
-		if (size != want) {
-			free(data);
-			char hex[STORE_HASH_HEX];
-			store_hex(&j->h[i], hex);
-			return store_err(EBADMSG, "chunk %s has the wrong size for its tree; run "
-					 "'roam verify'", hex);
+		if ((r = fetch(w, &j->h[i], w->buf + (size_t)i * x->chunk, want)))
+			break;
+		if (i + 1 == j->n || j->idx[i + 1] != j->idx[i] + 1) {
+			uint64_t start = j->idx[run] * x->chunk;
+			r = write_full(x->fd, w->buf + (size_t)run * x->chunk,
+				       (size_t)(off + want - start), start);
+			run = i + 1;
 		}
-		r = write_full(x->fd, data, (size_t)want, off);
-		free(data);
-		if (r)
-			return r;
 	}
-	return 0;
+	if (txn && sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
 }
 
 static void *xworker(void *arg)
@@ -219,7 +233,7 @@ static int produce(struct xport *x, struct store_tree *t, bool sparse,
 			break;
 		j->idx[n] = c;
 		j->h[n] = h;
-		if (++n == JOB_CHUNKS) {
+		if (++n == x->per_job) {
 			submit(x, j, n);
 			j = NULL;
 			n = 0;
@@ -257,18 +271,26 @@ int store_export_fd(struct store *s, const struct store_hash *root, int fd,
 	x->fd = fd;
 	x->size = store_tree_size(t);
 	x->chunk = store_tree_chunk_size(t);   /* the tree's, not the store's */
+	x->per_job = JOB_BYTES / x->chunk;
+	x->per_job = x->per_job < 1 ? 1 : x->per_job > JOB_CHUNKS ? JOB_CHUNKS : x->per_job;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nworkers = ncpu < 2 ? 2 : ncpu > MAX_WORKERS ? MAX_WORKERS : (int)ncpu;
 	pthread_mutex_init(&x->m, NULL);
 	pthread_cond_init(&x->cv, NULL);
-	pthread_t th[NWORKERS];
-	struct xworker w[NWORKERS];
+	pthread_t th[MAX_WORKERS];
+	struct xworker w[MAX_WORKERS];
 	int started = 0;
-	for (int i = 0; i < NWORKERS; i++)
+	for (int i = 0; i < nworkers; i++)
 		w[i] = (struct xworker){ .x = x };
 	if (sparse && (ftruncate(fd, 0) || ftruncate(fd, (off_t)x->size))) {
 		r = store_err(errno, "cannot size the output file: %s", strerror(errno));
 		goto out;
 	}
-	for (int i = 0; i < NWORKERS; i++) {
+	for (int i = 0; i < nworkers; i++) {
+		if (!(w[i].buf = malloc((size_t)x->per_job * x->chunk))) {
+			r = store_err(ENOMEM, "out of memory");
+			goto out;
+		}
 		if (sqlite3_open_v2(s->db_path, &w[i].db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
 				    NULL) != SQLITE_OK ||
 		    sqlite3_prepare_v2(w[i].db, "SELECT codec, size, data FROM objects WHERE hash=?",
@@ -277,7 +299,7 @@ int store_export_fd(struct store *s, const struct store_hash *root, int fd,
 			w[i].get = NULL;
 		}
 	}
-	for (; started < NWORKERS; started++)
+	for (; started < nworkers; started++)
 		if (pthread_create(&th[started], NULL, xworker, &w[started]))
 			break;
 	if (!started) {
@@ -300,9 +322,10 @@ int store_export_fd(struct store *s, const struct store_hash *root, int fd,
 	if (!r && progress && progress->fn)
 		progress->fn(progress->arg, x->size, x->size, 0);
 out:
-	for (int i = 0; i < NWORKERS; i++) {
+	for (int i = 0; i < nworkers; i++) {
 		sqlite3_finalize(w[i].get);
 		sqlite3_close(w[i].db);
+		free(w[i].buf);
 	}
 	pthread_cond_destroy(&x->cv);
 	pthread_mutex_destroy(&x->m);

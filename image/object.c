@@ -196,18 +196,9 @@ int store_put(struct store *s, enum store_kind kind, const void *data, size_t le
 	return r;
 }
 
-int store_decode(struct store *s, const struct store_hash *h, enum store_codec codec,
-		  uint64_t size, const void *stored, size_t stored_len, void **ret)
+int store_decode_into(struct store *s, const struct store_hash *h, enum store_codec codec,
+		      uint64_t size, const void *stored, size_t stored_len, void *out)
 {
-	char hex[STORE_HASH_HEX];
-	if (size > STORE_OBJ_MAX) {
-		store_hex(h, hex);
-		return store_err(EBADMSG, "object %s is corrupt (size %llu); run 'roam verify'",
-				 hex, (unsigned long long)size);
-	}
-	void *out = malloc(size ? size : 1);
-	if (!out)
-		return store_err(ENOMEM, "out of memory");
 	int r = 0;
 	if (codec == STORE_CODEC_RAW) {
 		if (stored_len != size)
@@ -225,12 +216,30 @@ int store_decode(struct store *s, const struct store_hash *h, enum store_codec c
 		if (!store_hash_eq(&got, h))
 			r = -EBADMSG;
 	}
+	if (r == -EBADMSG) {
+		char hex[STORE_HASH_HEX];
+		store_hex(h, hex);
+		return store_err(EBADMSG, "object %s is corrupt (its content does not "
+				 "match its hash); run 'roam verify'", hex);
+	}
+	return r;
+}
+
+int store_decode(struct store *s, const struct store_hash *h, enum store_codec codec,
+		 uint64_t size, const void *stored, size_t stored_len, void **ret)
+{
+	if (size > STORE_OBJ_MAX) {
+		char hex[STORE_HASH_HEX];
+		store_hex(h, hex);
+		return store_err(EBADMSG, "object %s is corrupt (size %llu); run 'roam verify'",
+				 hex, (unsigned long long)size);
+	}
+	void *out = malloc(size ? size : 1);
+	if (!out)
+		return store_err(ENOMEM, "out of memory");
+	int r = store_decode_into(s, h, codec, size, stored, stored_len, out);
 	if (r) {
 		free(out);
-		store_hex(h, hex);
-		if (r == -EBADMSG)
-			return store_err(EBADMSG, "object %s is corrupt (its content does not "
-					 "match its hash); run 'roam verify'", hex);
 		return r;
 	}
 	*ret = out;

@@ -160,6 +160,9 @@ int store_pend_locked(struct store *s, const struct store_hash *h);
  * (-EBADMSG naming the object on mismatch). */
 int store_decode(struct store *s, const struct store_hash *h, enum store_codec codec,
 		 uint64_t size, const void *stored, size_t stored_len, void **ret);
+/* The same into out, which holds size bytes (the caller checked size). */
+int store_decode_into(struct store *s, const struct store_hash *h, enum store_codec codec,
+		      uint64_t size, const void *stored, size_t stored_len, void *out);
 /* Pins h for this session if it exists: 1 pinned, 0 missing. Locked + txn. */
 int store_pin_locked(struct store *s, const struct store_hash *h);
 /* Encodes data for storage: compressed when that pays, else raw.

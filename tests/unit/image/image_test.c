@@ -488,7 +488,7 @@ static void test_refs(void)
 static void test_gc(void)
 {
 	char path[256];
-	struct store *w = new_store(0, path, sizeof(path));
+	struct store *w = new_store(65536, path, sizeof(path));
 	if (!w)
 		return;
 	struct store_hash keep, drop, pinned;
@@ -558,7 +558,7 @@ static void test_gc(void)
 static void test_verify(void)
 {
 	char path[256];
-	struct store *s = new_store(0, path, sizeof(path));
+	struct store *s = new_store(65536, path, sizeof(path));
 	if (!s)
 		return;
 	static uint8_t data[65536 * 3];
