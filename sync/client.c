@@ -504,7 +504,7 @@ static int push_wire(struct client *c, struct store *s, struct push_walk *w,
 		}
 		st->objects++;
 		batch_raw += raw - before;
-		if (++batch_n >= SYNC_TXN_OBJS || batch_raw >= SYNC_TXN_BYTES || i + 1 == n) {
+		if (++batch_n >= SYNC_WIRE_BATCH_OBJS || batch_raw >= SYNC_TXN_BYTES || i + 1 == n) {
 			rc = sync_wenc_flush(e);
 			if (rc < 0)
 				rc = write_failed(c, rc, err, errlen);

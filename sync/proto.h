@@ -64,10 +64,10 @@
  * stored in OBJ frames. Version 2 ("wire codec") moves them in ZDATA
  * frames: each side that sends objects keeps one zstd stream (level chosen
  * by the sender for the job: sync_wire_auto_level, window 32 MiB with long
- * distance matching) over the objects' raw contents, flushed at every batch
- * end (at most SYNC_TXN_OBJS objects / SYNC_TXN_BYTES raw bytes, before
- * FLUSH and at the end of every GET answer) so the receiver can hash, store
- * and commit each batch. A push answers GET-less: the client streams
+ * distance matching from level 6) over the objects' raw contents, flushed
+ * at every batch end (at most SYNC_WIRE_BATCH_OBJS objects / SYNC_TXN_BYTES
+ * raw bytes, before FLUSH and at the end of every GET answer) so the
+ * receiver can hash, store and commit what arrived. A push answers GET-less: the client streams
  * records, the server hashes each, stores it at its own store's level and
  * counts it. A GET is answered by one record per hash in order, each
  * checked against the hash asked for. An object over SYNC_OBJ_MAX still

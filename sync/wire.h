@@ -33,6 +33,9 @@
 #define SYNC_WIRE_REC_HDR 6
 #define SYNC_WIRE_DELTA_HDR (SYNC_WIRE_REC_HDR + STORE_HASH_LEN)
 #define SYNC_WIRE_DELTA_LEVEL_MAX 7      /* delta frames: level min(wire, this) */
+#define SYNC_WIRE_LDM_LEVEL 6            /* long distance matching from this level;
+					    below it a compression worker thread */
+#define SYNC_WIRE_BATCH_OBJS 1024u       /* sender flushes after this many objects */
 
 /* Wire level for level 0 ("auto") given about how many raw bytes will go:
  * high levels for small transfers (bytes matter), low for large ones (the

@@ -15,9 +15,13 @@
 #         disk0.raw; memory and state unchanged
 #   compared:
 #     full:        roam push (empty far store)  vs  scp of zstd -3 raw files
+#                  (and roam push with ROAM_SYNC_WIRE=stored: protocol 1,
+#                  objects as stored, to a second far store: the before)
 #     incremental: roam push                    vs  rsync -z --inplace of the
 #                                                   raw files (far copy holds
 #                                                   the old raw files)
+# roam's wire codec (protocol 2) picks its level by size (sync/wire.c);
+# ROAM_SYNC_WIRE=N forces level N, =stored protocol 1.
 # Bytes are what crossed the SSH channel: roam's protocol counter, rsync's
 # --stats "Total bytes sent", scp's file sizes.
 # Usage: sh bench/sync/run.sh [BUILD]   (root; needs sshd, rsync, zstd)
@@ -62,6 +66,12 @@ $A --json push "$URLA" vm $RR > "$T/full.json" || exit 1
 t1=$(now)
 full_roam_t=$(el "$t0" "$t1")
 full_roam_b=$(sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p' "$T/full.json")
+URLS="ssh://root@127.0.0.1:$PORT$T/remote1"
+t0=$(now)
+ROAM_SYNC_WIRE=stored $A --json push "$URLS" vm $RR > "$T/full1.json" || exit 1
+t1=$(now)
+full_v1_t=$(el "$t0" "$t1")
+full_v1_b=$(sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p' "$T/full1.json")
 t0=$(now)
 zstd -q -3 -T1 -f "$T/raw/disk0.raw" -o "$T/disk0.raw.zst"
 zstd -q -3 -T1 -f "$T/raw/memory.raw" -o "$T/memory.raw.zst"
@@ -73,6 +83,7 @@ zstd_t=$(el "$t0" "$t1"); scp_t=$(el "$t1" "$t2")
 scp_b=$(( $(stat -c %s "$T/disk0.raw.zst") + $(stat -c %s "$T/memory.raw.zst") ))
 rm -f "$T/disk0.raw.zst" "$T/memory.raw.zst" "$T/far/"*.zst
 echo "roam push:   $full_roam_b bytes, ${full_roam_t} s"
+echo "roam push, protocol 1 (as stored): $full_v1_b bytes, ${full_v1_t} s"
 echo "zstd + scp:  $scp_b bytes, ${zstd_t} s compress + ${scp_t} s copy"
 
 echo "== incremental: 20 MiB changed"
@@ -101,16 +112,24 @@ t1=$(now)
 inc_roam_t=$(el "$t0" "$t1")
 inc_roam_b=$(sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p' "$T/inc.json")
 t0=$(now)
+ROAM_SYNC_WIRE=stored $A --json push "$URLS" vm $RR > "$T/inc1.json" || exit 1
+t1=$(now)
+inc_v1_t=$(el "$t0" "$t1")
+inc_v1_b=$(sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p' "$T/inc1.json")
+t0=$(now)
 rsync -z --inplace --stats -e "$SSH" "$T/raw/disk0.raw" "$T/raw/memory.raw" "root@127.0.0.1:$T/far/" > "$T/rsync.txt" || exit 1
 t1=$(now)
 rs_t=$(el "$t0" "$t1")
 rs_b=$(sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' "$T/rsync.txt" | tr -d ,)
 echo "roam push:   $inc_roam_b bytes, ${inc_roam_t} s  ($(cat "$T/inc.json"))"
+echo "roam push, protocol 1 (as stored): $inc_v1_b bytes, ${inc_v1_t} s"
 echo "rsync -z:    $rs_b bytes, ${rs_t} s"
 echo
 echo "== ratios (roam / peer; lower is better)"
-echo "incremental bytes  roam/rsync = $(echo "$inc_roam_b / $rs_b" | bc -l | cut -c1-5)   (target <= 0.5)"
+echo "incremental bytes  roam/rsync = $(echo "$inc_roam_b / $rs_b" | bc -l | cut -c1-5)   (target <= 0.5; protocol 1: $(echo "$inc_v1_b / $rs_b" | bc -l | cut -c1-5))"
 echo "incremental time   roam/rsync = $(echo "$inc_roam_t / $rs_t" | bc -l | cut -c1-5)   (target <= 1.0)"
-echo "full bytes         roam/zstd+scp = $(echo "$full_roam_b / $scp_b" | bc -l | cut -c1-5)"
+echo "full bytes         roam/zstd+scp = $(echo "$full_roam_b / $scp_b" | bc -l | cut -c1-5)   (protocol 1: $(echo "$full_v1_b / $scp_b" | bc -l | cut -c1-5))"
+echo "full time          roam wire/protocol 1 = $(echo "$full_roam_t / $full_v1_t" | bc -l | cut -c1-5)"
 echo "full time          roam/scp = $(echo "$full_roam_t / $scp_t" | bc -l | cut -c1-5), roam/(zstd+scp) = $(echo "$full_roam_t / ($zstd_t + $scp_t)" | bc -l | cut -c1-5)"
 $ROAM --store "$T/remote" verify
+$ROAM --store "$T/remote1" verify
