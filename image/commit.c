@@ -55,20 +55,6 @@ const struct store_commit_root *store_commit_root(const struct store_commit *c,
 	return NULL;
 }
 
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 int store_commit_encode(const struct store_commit *c, void **ret, size_t *ret_len)
 {
 	const char *host = c->host ? c->host : "", *msg = c->message ? c->message : "";
@@ -101,8 +87,8 @@ int store_commit_encode(const struct store_commit *c, void **ret, size_t *ret_le
 	p[5] = (uint8_t)c->n_parents;
 	p[6] = (uint8_t)c->n_roots;
 	p[7] = (uint8_t)hl;
-	put_le(p + 8, (uint64_t)c->time, 8);
-	put_le(p + 16, ml, 4);
+	store_put_le(p + 8, (uint64_t)c->time, 8);
+	store_put_le(p + 16, ml, 4);
 	p += COMMIT_HDR;
 	for (size_t i = 0; i < c->n_parents; i++, p += STORE_HASH_LEN)
 		memcpy(p, c->parents[i].b, STORE_HASH_LEN);
@@ -154,14 +140,14 @@ int store_commit_decode(const void *data, size_t len, struct store_commit **ret)
 		return store_err(EINVAL, "commit version %u is not supported (roam knows %u)",
 				 p[4], COMMIT_VERSION);
 	size_t np = p[5], nr = p[6], hl = p[7];
-	uint64_t ml = get_le(p + 16, 4);
+	uint64_t ml = store_get_le(p + 16, 4);
 	if (np > STORE_COMMIT_MAX_PARENTS || nr > STORE_COMMIT_MAX_ROOTS ||
 	    ml > STORE_COMMIT_MAX_MESSAGE)
 		return store_err(EINVAL, "commit has too many parents or roots");
 	struct store_commit *c = calloc(1, sizeof(*c));
 	if (!c)
 		return store_err(ENOMEM, "out of memory");
-	c->time = (int64_t)get_le(p + 8, 8);
+	c->time = (int64_t)store_get_le(p + 8, 8);
 	p += COMMIT_HDR;
 	int r = -EINVAL;
 	if ((size_t)(end - p) < np * STORE_HASH_LEN + hl)

@@ -13,7 +13,6 @@
 #include "image/store_int.h"
 
 #define NSLOTS 16
-#define MAX_WORKERS 8
 #define JOB_BYTES (1u << 20)
 #define JOB_CHUNKS 64        /* at most, for small chunk sizes */
 
@@ -169,13 +168,6 @@ static void *xworker(void *arg)
 	}
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Waits for a free job slot; NULL when stopping. */
 static struct xjob *free_job(struct xport *x)
 {
@@ -208,7 +200,7 @@ static void submit(struct xport *x, struct xjob *j, unsigned n)
 static int produce(struct xport *x, struct store_tree *t, bool sparse,
 		   const struct store_progress *progress)
 {
-	uint64_t nchunks = (x->size + x->chunk - 1) / x->chunk, last = now_ms();
+	uint64_t nchunks = (x->size + x->chunk - 1) / x->chunk, last = store_now_ms();
 	uint8_t *zeros = NULL;
 	struct xjob *j = NULL;
 	unsigned n = 0;
@@ -238,8 +230,8 @@ static int produce(struct xport *x, struct store_tree *t, bool sparse,
 			j = NULL;
 			n = 0;
 		}
-		if (progress && progress->fn && now_ms() - last >= 100) {
-			last = now_ms();
+		if (progress && progress->fn && store_now_ms() - last >= 100) {
+			last = store_now_ms();
 			progress->fn(progress->arg, c * x->chunk, x->size, c);
 		}
 	}
@@ -273,12 +265,11 @@ int store_export_fd(struct store *s, const struct store_hash *root, int fd,
 	x->chunk = store_tree_chunk_size(t);   /* the tree's, not the store's */
 	x->per_job = JOB_BYTES / x->chunk;
 	x->per_job = x->per_job < 1 ? 1 : x->per_job > JOB_CHUNKS ? JOB_CHUNKS : x->per_job;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int nworkers = ncpu < 2 ? 2 : ncpu > MAX_WORKERS ? MAX_WORKERS : (int)ncpu;
+	int nworkers = store_nworkers();
 	pthread_mutex_init(&x->m, NULL);
 	pthread_cond_init(&x->cv, NULL);
-	pthread_t th[MAX_WORKERS];
-	struct xworker w[MAX_WORKERS];
+	pthread_t th[STORE_MAX_WORKERS];
+	struct xworker w[STORE_MAX_WORKERS];
 	int started = 0;
 	for (int i = 0; i < nworkers; i++)
 		w[i] = (struct xworker){ .x = x };

@@ -16,7 +16,6 @@
 #include "image/store_int.h"
 
 #define NSLOTS 16
-#define MAX_WORKERS 8   /* one per online CPU, at least 2 */
 #define JOB_BYTES (1u << 20)
 #define TXN_BYTES (16ull << 20)   /* stored bytes per write transaction */
 #define WAL_BYTES (256ull << 20) /* WAL size at which the writer lets it restart */
@@ -288,13 +287,6 @@ static void *worker_main(void *arg)
 	}
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Stores one finished job: called by the writer (calling thread). */
 static int store_job(struct import *im, struct tree_writer *tw, struct slot *sl,
 		     struct store_import_stats *st, uint64_t *txn_bytes)
@@ -414,7 +406,7 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 		tree_writer_free(tw);
 		return r;
 	}
-	uint64_t txn_bytes = 0, wal_bytes = 0, last = now_ms();
+	uint64_t txn_bytes = 0, wal_bytes = 0, last = store_now_ms();
 	for (uint64_t seq = 0; seq < im->njobs && !r; seq++) {
 		struct slot *sl = &im->slots[seq % NSLOTS];
 		pthread_mutex_lock(&im->m);
@@ -462,8 +454,8 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 				return r;
 			}
 		}
-		if (progress && progress->fn && now_ms() - last >= 100) {
-			last = now_ms();
+		if (progress && progress->fn && store_now_ms() - last >= 100) {
+			last = store_now_ms();
 			progress->fn(progress->arg, done < im->size ? done : im->size, im->size,
 				     st->chunks);
 		}
@@ -488,10 +480,9 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 	if (!im)
 		return store_err(ENOMEM, "out of memory");
 	struct store_import_stats st = { 0 };
-	struct worker w[MAX_WORKERS] = { 0 };
-	pthread_t reader, workers[MAX_WORKERS];
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int nworkers = ncpu < 2 ? 2 : ncpu > MAX_WORKERS ? MAX_WORKERS : (int)ncpu;
+	struct worker w[STORE_MAX_WORKERS] = { 0 };
+	pthread_t reader, workers[STORE_MAX_WORKERS];
+	int nworkers = store_nworkers();
 	int nstarted = 0;
 	bool reader_started = false;
 	int r = input_size(fd, &im->size);

@@ -62,6 +62,19 @@ int store_sqlerr(struct store *s, int rc, const char *what)
 	}
 }
 
+int store_nworkers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 2 ? 2 : n > STORE_MAX_WORKERS ? STORE_MAX_WORKERS : (int)n;
+}
+
+uint64_t store_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /* ---- hashes ----------------------------------------------------------- */
 
 /* SHA-256 is fetched from the provider once, and each thread keeps one

@@ -213,4 +213,24 @@ int hashset_add(struct hashset *hs, const struct store_hash *h);
 bool hashset_has(const struct hashset *hs, const struct store_hash *h);
 size_t hashset_count(const struct hashset *hs);
 
+/* Little-endian fields of the object encodings (n bytes). */
+static inline void store_put_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t store_get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Helpers of the import and export pipelines. */
+#define STORE_MAX_WORKERS 8
+int store_nworkers(void);    /* one per online CPU, 2..STORE_MAX_WORKERS */
+uint64_t store_now_ms(void); /* CLOCK_MONOTONIC */
+
 #endif

@@ -6,20 +6,6 @@
 #include <string.h>
 #include "image/store_int.h"
 
-static void put_le(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = n - 1; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 uint64_t tree_child_span(uint32_t chunk_size, unsigned fanout, unsigned level)
 {
 	uint64_t span = chunk_size;
@@ -46,10 +32,10 @@ size_t tree_node_encode(uint8_t *buf, unsigned level, unsigned fanout, uint32_t 
 	memcpy(buf, TREE_MAGIC, 4);
 	buf[4] = TREE_VERSION;
 	buf[5] = (uint8_t)level;
-	put_le(buf + 6, fanout, 2);
-	put_le(buf + 8, chunk_size, 4);
-	put_le(buf + 12, count, 4);
-	put_le(buf + 16, size, 8);
+	store_put_le(buf + 6, fanout, 2);
+	store_put_le(buf + 8, chunk_size, 4);
+	store_put_le(buf + 12, count, 4);
+	store_put_le(buf + 16, size, 8);
 	memcpy(buf + TREE_HDR, children, (size_t)count * STORE_HASH_LEN);
 	return TREE_HDR + (size_t)count * STORE_HASH_LEN;
 }
@@ -64,10 +50,10 @@ int tree_node_parse(const void *data, size_t len, struct tree_node *ret)
 				 p[4], TREE_VERSION);
 	struct tree_node n = {
 		.level = p[5],
-		.fanout = (unsigned)get_le(p + 6, 2),
-		.chunk_size = (uint32_t)get_le(p + 8, 4),
-		.count = (uint32_t)get_le(p + 12, 4),
-		.size = get_le(p + 16, 8),
+		.fanout = (unsigned)store_get_le(p + 6, 2),
+		.chunk_size = (uint32_t)store_get_le(p + 8, 4),
+		.count = (uint32_t)store_get_le(p + 12, 4),
+		.size = store_get_le(p + 16, 8),
 		.children = p + TREE_HDR,
 	};
 	uint32_t c = n.chunk_size;
