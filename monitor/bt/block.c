@@ -181,6 +181,7 @@ static struct bt_block *cross_block(struct bt_cpu *c, uint64_t la, const uint8_t
 	memset(b, 0, sizeof(*b));
 	b->insn = &e->scratch_insn;
 	b->n = 1;
+	b->end = (e->scratch_insn.flags & BT_I_SYS) ? BT_END_SYS : 0;
 	b->mode = c->mode;
 	b->valid = 1;
 	b->gen = 0;   /* never chained to */
@@ -231,7 +232,8 @@ static struct bt_block *build(struct bt_cpu *c, uint64_t la, const uint8_t *h, u
 	else
 		bt_block_optimize(ins, nopt);   /* no Jcc there: nothing fused */
 	b->key = key;
-	b->pause = is_pause(&ins[n - 1]);
+	b->end = (uint8_t)((is_pause(&ins[n - 1]) ? BT_END_PAUSE : 0) |
+			   ((ins[n - 1].flags & BT_I_SYS) ? BT_END_SYS : 0));
 	b->mode = c->mode;
 	b->valid = 1;
 	b->n = (uint16_t)n;

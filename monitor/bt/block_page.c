@@ -5,12 +5,13 @@
 #include "monitor/bt/sys_int.h"
 
 /* What the remaining instructions of an invalidated block do if that
- * block is the one running (it wrote its own code): nothing, so the loop
- * leaves RIP at the instruction after the write and translates afresh. */
+ * block is the one running (it wrote its own code): nothing, not even
+ * advance next_rip (which the loop advanced by len before the call), so
+ * the loop leaves RIP at the instruction after the write and translates
+ * afresh. */
 static void exec_skip(struct bt_cpu *c, const struct bt_insn *i)
 {
-	(void)i;
-	c->next_rip = c->rip;
+	c->next_rip -= i->len;
 }
 
 void bt_code_page_written(struct bt_engine *e, uint64_t pg)
@@ -20,6 +21,7 @@ void bt_code_page_written(struct bt_engine *e, uint64_t pg)
 	e->st_page_inval++;
 	for (struct bt_block *b = e->page_blocks[pg]; b; b = b->pnext) {
 		b->valid = 0;
+		b->gen = 0;   /* chained pointers to it no longer match */
 		for (unsigned k = 0; k < b->n; k++)
 			b->insn[k].exec = exec_skip;
 	}

@@ -187,69 +187,99 @@ static inline uint64_t rip_linear(const struct bt_cpu *c)
 /* A chained successor of prev valid for the current RIP, or NULL. Within
  * the linear page the previous block was entered at, the mapping is the
  * one already checked; elsewhere the exec TLB must still map the page to
- * the successor's RAM page. */
+ * the successor's RAM page. An invalidated or flushed block has gen 0,
+ * which no chaining slot holds. */
 static inline struct bt_block *chain(struct bt_cpu *c, struct bt_block *prev)
 {
 	struct bt_sys *s = c->sys;
-	for (int k = 0; k < BT_BLOCK_SUCC; k++) {
-		struct bt_block *b = prev->succ[k].b;
-		if (prev->succ[k].rip != c->rip || !b)
-			continue;
-		if (b->gen != prev->succ[k].gen || !b->valid || b->mode != c->mode)
-			return NULL;
-		uint64_t la = rip_linear(c);
-		uint64_t lp = la & ~0xfffULL;
-		if (lp == s->cur_lpage && ((b->key ^ prev->key) >> 12) == 0)
-			return b;
-		const struct bt_tlb_ent *t = &s->tlb_cur[BT_ACC_X][(la >> 12) & (BT_TLB_SIZE - 1)];
-		if (t->tag != lp || (const uint8_t *)(t->addend + lp) != s->ram + (b->key & ~0xfffULL))
-			return NULL;
-		s->cur_lpage = lp;
+	int k = prev->succ[0].rip == c->rip ? 0 : prev->succ[1].rip == c->rip ? 1 : -1;
+	if (k < 0)
+		return NULL;
+	struct bt_block *b = prev->succ[k].b;
+	if (!b || b->gen != prev->succ[k].gen || b->mode != c->mode)
+		return NULL;
+	uint64_t la = rip_linear(c);
+	uint64_t lp = la & ~0xfffULL;
+	if (lp == s->cur_lpage && ((b->key ^ prev->key) >> 12) == 0)
 		return b;
+	const struct bt_tlb_ent *t = &s->tlb_cur[BT_ACC_X][(la >> 12) & (BT_TLB_SIZE - 1)];
+	if (t->tag != lp || (const uint8_t *)(t->addend + lp) != s->ram + (b->key & ~0xfffULL))
+		return NULL;
+	s->cur_lpage = lp;
+	return b;
+}
+
+/* Single step (RFLAGS.TF): one instruction from an unoptimized block, then
+ * the #DB trap. Returns false when the VM was stopped. */
+static bool single_step(struct bt_cpu *c)
+{
+	struct bt_sys *s = c->sys;
+	s->prev = NULL;
+	struct bt_block *b = bt_block_single(c);
+	if (!b)
+		return false;
+	const struct bt_insn *i = b->insn;
+	c->next_rip = c->rip + i->len;
+	i->exec(c, i);
+	c->rip = c->next_rip;
+	if (c->mode != BT_MODE64)
+		c->rip &= 0xffffffffULL;
+	c->dr[6] |= 0x4000;
+	bt_interrupt(c, BT_DB, BT_EV_EXC, 0, 0, c->rip);
+	s->check_events = 1;   /* stays set while TF is */
+	s->cur_lpage = 1;
+	return true;
+}
+
+/* Where a fault raised while s->cur's instructions before its last ran
+ * came from: c->rip is still the block's entry RIP and c->next_rip the end
+ * of the faulting instruction; sets c->rip to its start. */
+static void fault_rip(struct bt_cpu *c)
+{
+	struct bt_block *b = c->sys->cur;
+	uint64_t r = c->rip;
+	c->sys->cur = NULL;
+	for (unsigned k = 0; k + 1 < b->n; k++) {
+		if (r + b->insn[k].len == c->next_rip) {
+			c->rip = c->mode == BT_MODE64 ? r : r & 0xffffffffULL;
+			return;
+		}
+		r += b->insn[k].len;
 	}
-	return NULL;
 }
 
 /* Runs blocks until the budget is spent, an event needs the outer loop,
- * or the vCPU halts. Exceptions longjmp out of here. */
+ * or the vCPU halts. Exceptions longjmp out of here.
+ *
+ * Instructions before a block's last run with c->rip left at the block's
+ * entry and c->next_rip advanced past each before it runs (so RIP-relative
+ * operands see the right value); none of them changes next_rip except the
+ * self-modified-code no-op (block_page.c), which undoes its advance. A
+ * fault among them is located by fault_rip(). The last instruction runs
+ * with c->rip at its start, as bt_int.h describes. */
 static void __attribute__((noinline)) exec_blocks(struct bt_cpu *c)
 {
 	struct bt_sys *s = c->sys;
 	struct bt_engine *e = c->eng;
 	_Atomic uint32_t *kick = &e->kick[c->index];
 	while (s->budget > 0) {
+		s->budget--;
 		if (__builtin_expect(atomic_load_explicit(kick, memory_order_relaxed) |
 				     s->check_events, 0)) {
 			if (vm_should_return(c->vm) || !events(c)) {
 				s->budget = 0;
 				return;
 			}
-		}
-		s->budget--;
-		struct bt_block *b = NULL;
-		if (__builtin_expect(c->rflags & BT_TF, 0)) {
-			/* single step: one unoptimized instruction, then the
-			 * #DB trap */
-			s->prev = NULL;
-			b = bt_block_single(c);
-			if (!b) {
-				s->budget = 0;
-				s->failed = 1;
-				return;
+			if (__builtin_expect(c->rflags & BT_TF, 0)) {
+				if (!single_step(c)) {
+					s->budget = 0;
+					s->failed = 1;
+					return;
+				}
+				continue;
 			}
-			const struct bt_insn *i = b->insn;
-			c->next_rip = c->rip + i->len;
-			i->exec(c, i);
-			c->rip = c->next_rip;
-			if (c->mode != BT_MODE64)
-				c->rip &= 0xffffffffULL;
-			s->insns++;
-			c->dr[6] |= 0x4000;
-			bt_interrupt(c, BT_DB, BT_EV_EXC, 0, 0, c->rip);
-			s->check_events = 1;
-			s->cur_lpage = 1;
-			continue;
 		}
+		struct bt_block *b = NULL;
 		if (s->prev)
 			b = chain(c, s->prev);
 		if (!b) {
@@ -263,47 +293,55 @@ static void __attribute__((noinline)) exec_blocks(struct bt_cpu *c)
 			if (s->prev)
 				bt_block_link(s->prev, b, c->rip);
 		}
-		s->prev = NULL;
-		const struct bt_insn *i = b->insn, *end = i + b->n;
-		/* Unrolled so that consecutive instructions dispatch from
-		 * different indirect call sites, which the host's branch
-		 * predictor tells apart. A block that writes its own code
-		 * finds its remaining instructions turned into no-ops
-		 * (block_page.c), so no per-instruction check is needed. */
+		const struct bt_insn *i = b->insn, *last = i + b->n - 1;
+		c->next_rip = c->rip;
+		if (i != last) {
+			s->cur = b;
+			/* Unrolled so that consecutive instructions dispatch
+			 * from different indirect call sites, which the host's
+			 * branch predictor tells apart. A block that writes
+			 * its own code finds its remaining instructions turned
+			 * into no-ops (block_page.c), so no per-instruction
+			 * check is needed. */
 #define STEP() do { \
-			c->next_rip = c->rip + i->len; \
-			i->exec(c, i); \
-			c->rip = c->next_rip; \
-			if (++i == end) \
-				goto done; \
-		} while (0)
-		for (;;) {
-			STEP();
-			STEP();
-			STEP();
-			STEP();
-		}
+				c->next_rip += i->len; \
+				i->exec(c, i); \
+				if (++i == last) \
+					goto done; \
+			} while (0)
+			for (;;) {
+				STEP();
+				STEP();
+				STEP();
+				STEP();
+			}
 #undef STEP
 done:
-		s->insns += b->n;   /* statistics: skipped no-ops count too */
+			s->cur = NULL;
+		}
+		c->rip = c->next_rip;
+		c->next_rip += i->len;
+		i->exec(c, i);
+		c->rip = c->next_rip;
 		if (c->mode != BT_MODE64)
 			c->rip &= 0xffffffffULL;
-		const struct bt_insn *last = i - 1;
 		/* Chaining stays valid across system instructions: the chain
 		 * check compares the mode and revalidates the page through the
 		 * TLB of the current privilege. */
-		if (b->valid && b->gen)
-			s->prev = b;
-		if (last->flags & BT_I_SYS) {
-			/* it may have changed the mapping or the privilege:
-			 * no same-page shortcut for the next chain step */
-			s->cur_lpage = 1;
-			s->check_events = 1;
-			if (c->halted)
-				return;
+		s->prev = b->gen ? b : NULL;
+		if (__builtin_expect(b->end, 0)) {
+			if (b->end & BT_END_SYS) {
+				/* it may have changed the mapping or the
+				 * privilege: no same-page shortcut for the next
+				 * chain step */
+				s->cur_lpage = 1;
+				s->check_events = 1;
+				if (c->halted)
+					return;
+			}
+			if ((b->end & BT_END_PAUSE) && e->ncpus > 1)
+				return;   /* spin-wait: let the vCPU it waits for run */
 		}
-		if (b->pause && e->ncpus > 1)
-			return;   /* spin-wait: let the vCPU it waits for run */
 	}
 }
 
@@ -315,6 +353,8 @@ static int run_cpu(struct bt_cpu *c, long budget)
 	s->budget = budget;
 	if (setjmp(c->jmp)) {
 		/* an exception: c->rip is the faulting instruction */
+		if (s->cur)
+			fault_rip(c);
 		s->prev = NULL;
 		bt_deliver_exception(c);
 		if (s->triple) {

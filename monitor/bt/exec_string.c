@@ -156,7 +156,7 @@ static void ex_rep(struct bt_cpu *c, const struct bt_insn *i)
 	}
 yield:
 	if (areg(c, i, CPU_RCX) != 0)
-		c->next_rip = c->rip;
+		c->next_rip -= i->len;   /* run again */
 }
 
 bt_exec_fn bt_sel_string(const struct bt_insn *i)

@@ -60,7 +60,10 @@ struct bt_sys {
 	struct bt_block *prev;
 	uint64_t cur_lpage;           /* linear page the current block was entered at */
 	int prev_slot;
-	uint64_t insns;               /* instructions retired (statistics) */
+	/* the block whose instructions before its last are running (NULL
+	 * otherwise): c->rip is then still the block's entry RIP and only
+	 * c->next_rip advances (engine.c) */
+	struct bt_block *cur;
 	uint64_t sipi_vector;
 	uint32_t pending_sipi;
 	uint8_t nmi_masked, nmi_pending;
@@ -98,7 +101,7 @@ struct bt_block {
 	uint8_t mode;                 /* enum bt_mode it was decoded for */
 	uint8_t valid;
 	uint8_t next_slot;            /* successor slot to replace next */
-	uint8_t pause;                /* ends with PAUSE: other vCPUs may run */
+	uint8_t end;                  /* BT_END_* of its last instruction */
 	uint16_t n;                   /* instructions */
 	uint16_t nbytes;              /* guest code bytes (within one page) */
 	uint64_t gen;                 /* unique id (0: never chained to) */
@@ -112,6 +115,9 @@ struct bt_block {
 	struct bt_insn *insn;         /* n entries in the engine's insn arena */
 	uint8_t *bytes;               /* copy of the guest bytes decoded */
 };
+
+#define BT_END_SYS   0x01             /* system instruction: check events */
+#define BT_END_PAUSE 0x02             /* PAUSE: other vCPUs may run */
 
 struct bt_engine {
 	struct vm *vm;
