@@ -80,6 +80,8 @@ struct bt_cpu {
 				 * read/write RFLAGS only via bt_get_rflags /
 				 * bt_set_rflags. */
 	uint64_t cc_dst, cc_src1, cc_src2;
+	uint32_t cc_rot_op;     /* after a rotate: the lazy state it rotated over */
+	uint64_t cc_rot;        /* ...and its result */
 
 	long double st[8];      /* x87 physical registers R0..R7 */
 	uint16_t fcw, fsw, ftw; /* ftw: full tag word (2 bits per reg) */

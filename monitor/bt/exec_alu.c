@@ -302,11 +302,13 @@ shift_op(struct bt_cpu *c, int op, int size, uint64_t a, unsigned cnt)
 			r = n ? ((a << n) | (a >> (bits - n))) & m : a;
 		else
 			r = n ? ((a >> n) | (a << (bits - n))) & m : a;
-		bt_flags_flush(c);
-		int cf = op == 0 ? (int)(r & 1) : (int)((r >> (bits - 1)) & 1);
-		int of = op == 0 ? (int)(((r >> (bits - 1)) ^ r) & 1)
-				 : (int)(((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1);
-		bt_flags_set(c, BT_CF | BT_OF_FLAG, (cf ? BT_CF : 0) | (of ? BT_OF_FLAG : 0));
+		/* lazy: CF and OF come from r, the rest from the state
+		 * rotated over (materialized first if that is a rotate) */
+		if (CC_KIND(c->cc_op) >= CC_ROL)
+			bt_flags_flush(c);
+		c->cc_rot_op = c->cc_op;
+		c->cc_rot = r;
+		c->cc_op = CC_OP(op == 0 ? CC_ROL : CC_ROR, sz);
 		return r;
 	}
 	case 2: case 3: { /* RCL, RCR */

@@ -32,6 +32,9 @@ enum {
 	CC_SHR,
 	CC_SAR,
 	CC_MUL,         /* CF = OF = (src1 != 0); SZP from dst */
+	CC_ROL,         /* rotate with result cc_rot: CF and OF from it, the */
+	CC_ROR,         /* rest from the state cc_rot_op over cc_dst/src1/src2
+			 * (never itself a rotate) */
 	CC_NKINDS
 };
 #define CC_OP(kind, sz) ((uint32_t)((kind) * 4 + (sz)))
@@ -95,8 +98,9 @@ static inline __attribute__((always_inline)) int bt_cc(const struct bt_cpu *c, i
 		}
 		return r ^ (cc & 1);
 	}
-	/* ZF and SF come straight from the result for every lazy kind */
-	if (op != CC_EFLAGS && ((cc >> 1) == 2 || (cc >> 1) == 4)) {
+	/* ZF and SF come straight from the result for every lazy kind but
+	 * the rotates */
+	if (op != CC_EFLAGS && op < CC_OP(CC_ROL, 0) && ((cc >> 1) == 2 || (cc >> 1) == 4)) {
 		int sz = CC_SZ(op);
 		uint64_t d = c->cc_dst << (64 - (8 << sz));
 		r = (cc >> 1) == 2 ? d == 0 : (int64_t)d < 0;

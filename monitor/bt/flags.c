@@ -15,9 +15,30 @@ static inline uint32_t szp(uint64_t dst, uint64_t sign)
 	return f;
 }
 
+/* CF and OF of a rotate of size index sz with result r. */
+static uint32_t rot_flags(uint32_t op, uint64_t r)
+{
+	int bits = 8 << CC_SZ(op);
+	int msb = (int)((r >> (bits - 1)) & 1), cf, of;
+	if (CC_KIND(op) == CC_ROL) {
+		cf = (int)(r & 1);
+		of = msb ^ cf;
+	} else {
+		cf = msb;
+		of = msb ^ (int)((r >> (bits - 2)) & 1);
+	}
+	return (cf ? BT_CF : 0) | (of ? BT_OF_FLAG : 0);
+}
+
+static uint32_t cc_flags_of(const struct bt_cpu *c, uint32_t op);
+
 uint32_t bt_cc_flags(const struct bt_cpu *c)
 {
-	uint32_t op = c->cc_op;
+	return cc_flags_of(c, c->cc_op);
+}
+
+static uint32_t cc_flags_of(const struct bt_cpu *c, uint32_t op)
+{
 	int sz = CC_SZ(op), bits = 8 << sz;
 	uint64_t mask = bits == 64 ? ~0ull : (1ull << bits) - 1, sign = 1ull << (bits - 1);
 	uint64_t d = c->cc_dst & mask, a = c->cc_src1 & mask, b = c->cc_src2 & mask;
@@ -25,6 +46,10 @@ uint32_t bt_cc_flags(const struct bt_cpu *c)
 	int cf, cin;
 
 	switch (CC_KIND(op)) {
+	case CC_ROL:
+	case CC_ROR:
+		return (cc_flags_of(c, c->cc_rot_op) & ~(uint32_t)(BT_CF | BT_OF_FLAG)) |
+		       rot_flags(op, c->cc_rot);
 	case CC_EFLAGS:
 		return (uint32_t)c->rflags & BT_ARITH_FLAGS;
 	case CC_ADD:
@@ -125,6 +150,9 @@ int bt_cc_cf(const struct bt_cpu *c)
 	}
 	case CC_MUL:
 		return c->cc_src1 != 0;
+	case CC_ROL:
+	case CC_ROR:
+		return (rot_flags(op, c->cc_rot) & BT_CF) != 0;
 	case CC_LOGIC:
 		return 0;
 	case CC_INC:
