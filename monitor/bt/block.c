@@ -224,7 +224,7 @@ static struct bt_block *build(struct bt_cpu *c, uint64_t la, const uint8_t *h, u
 		return NULL;
 	if (pos > room)
 		pos = room;
-	int nopt = 0;
+	int nopt = 0, nslots = n;   /* a fused Jcc keeps its slot */
 	while (nopt < n && ins[nopt].exec != exec_ud && ins[nopt].exec != exec_gp0)
 		nopt++;
 	if (nopt == n)
@@ -251,7 +251,7 @@ static struct bt_block *build(struct bt_cpu *c, uint64_t la, const uint8_t *h, u
 	b->pnext = e->page_blocks[pg];
 	e->page_blocks[pg] = b;
 	e->nblocks++;
-	e->ninsns += (uint32_t)n;
+	e->ninsns += (uint32_t)nslots;
 	e->nbytes += (uint32_t)pos;
 	bt_code_page_protect(e, pg);
 	return b;

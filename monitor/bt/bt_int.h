@@ -165,8 +165,9 @@ bt_exec_fn bt_select(const struct bt_insn *i);
  * fuse.c): flag-less variants where the flags are dead, CMP/TEST fused
  * with a final Jcc. Every instruction must have its exec function set and
  * none may be one that raises unconditionally (#UD/#GP for a bad
- * encoding). Returns the new count (n or n - 1). The result must not be
- * used for single-stepping. */
+ * encoding). Returns the new count (n or n - 1); when it is n - 1, the
+ * instruction in slot n - 1 must stay (the fused one reads it). The result
+ * must not be used for single-stepping. */
 int bt_block_optimize(struct bt_insn *ins, int n);
 
 /* ---- system instructions (system half) ----

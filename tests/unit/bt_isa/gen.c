@@ -840,6 +840,57 @@ static void fuse_cmp_jcc(struct gen *g)
 	jcc_over(g, RN(g, 16));
 }
 
+/* A memory CMP/TEST, or a register SUB/ADD/AND with an immediate or a
+ * DEC, then a Jcc. */
+static void fuse_other_jcc(struct gen *g)
+{
+	int size = pick_size(g), form = RN(g, 9);
+	int isz = size == 1 ? 1 : size == 2 ? 2 : 4;
+	struct enc x = { .force_rex = RN(g, 4) == 0, .modrm = 1, .p66 = size == 2, .w = size == 8 };
+	uint32_t undef = 0;
+	if (form <= 4) {
+		x.e = emem(g, size, 0);
+		switch (form) {
+		case 0: x.op = size == 1 ? 0x38 : 0x39; x.reg = sreg(g); break;
+		case 1: x.op = size == 1 ? 0x3a : 0x3b; x.reg = sreg(g); break;
+		case 2: x.op = size == 1 ? 0x80 : 0x83; x.reg = 7; x.isz = 1; x.imm = imm_for(g, 1); break;
+		case 3: x.op = size == 1 ? 0x84 : 0x85; x.reg = sreg(g); undef = AF; break;
+		default:
+			x.op = size == 1 ? 0xf6 : 0xf7;
+			x.reg = 0;
+			x.isz = isz;
+			x.imm = imm_for(g, isz);
+			undef = AF;
+			break;
+		}
+		emit(g, &x);
+		fl(g, ALL, undef);
+	} else {
+		int d = dreg(g);
+		uint32_t v = (uint32_t)RN(g, 4) == 0 ? 0x80000000u : (uint32_t)RN(g, 300);
+		if (RN(g, 2))
+			mov_imm32(g, d, v);
+		x.e = ereg(d);
+		if (form == 8) {            /* DEC */
+			x.op = size == 1 ? 0xfe : 0xff;
+			x.reg = 1;
+			fix_byte_dest(&x, size, 0);
+			emit(g, &x);
+			fl(g, ALL & ~CF, 0);
+		} else {                    /* SUB, ADD, AND with an immediate */
+			static const int ops[3] = { 5, 0, 4 };
+			x.op = size == 1 ? 0x80 : RN(g, 2) ? 0x83 : 0x81;
+			x.reg = ops[form - 5];
+			x.isz = x.op == 0x81 ? isz : 1;
+			x.imm = RN(g, 2) ? (v & (x.isz == 1 ? 0x7f : 0x7fffffff)) : imm_for(g, x.isz);
+			fix_byte_dest(&x, size, 0);
+			emit(g, &x);
+			fl(g, ALL, form == 7 ? AF : 0);
+		}
+	}
+	jcc_over(g, RN(g, 16));
+}
+
 /* A register rotate, flag-neutral instructions, then something that
  * overwrites the flags, reads them, or nothing (flags live at the end). */
 static void fuse_rotate(struct gen *g)
@@ -887,10 +938,11 @@ static void fuse_rotate(struct gen *g)
 
 static void t_fuse(struct gen *g)
 {
-	if (RN(g, 2))
-		fuse_cmp_jcc(g);
-	else
-		fuse_rotate(g);
+	switch (RN(g, 3)) {
+	case 0: fuse_cmp_jcc(g); break;
+	case 1: fuse_other_jcc(g); break;
+	default: fuse_rotate(g); break;
+	}
 }
 
 /* ---- SSE ---- */
