@@ -70,7 +70,8 @@ static int read_reply(struct client *c, uint8_t want, struct sync_frame *f, char
 		      size_t errlen)
 {
 	int rc = sync_frame_read(c->io, f);
-	if (rc == -EPIPE)
+	/* the far side's exit status and stderr say more than the channel */
+	if (rc == -EPIPE || rc == -EIO)
 		return far_failure(c, rc, err, errlen);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: %s", c->what, c->io->err);
@@ -472,13 +473,13 @@ static int push_wire(struct client *c, struct store *s, struct push_walk *w,
 		     struct sync_stats *st, char *err, size_t errlen)
 {
 	int level = c->wire_level ? c->wire_level : sync_wire_auto_level(raw_total);
-	struct sync_wenc *e;
+	struct sync_wenc *e = NULL;
 	struct sync_bmap *m = NULL;
-	int rc = sync_wenc_new(c->io, level, &e);
+	int rc = level ? sync_wenc_new(c->io, level, &e) : 0;
 	if (rc < 0)
 		return rc;
 	st->wire_level = level;
-	if (rhead && store_has(s, &rhead->h) == 1 && sync_bmap_new(&m) == 0) {
+	if (e && rhead && store_has(s, &rhead->h) == 1 && sync_bmap_new(&m) == 0) {
 		for (size_t i = 0; m && i < lr->n; i++) {
 			const struct rref *rr = remote_ref(c, lr->v[i].name);
 			if (rr && store_hash_eq(&rr->h, &lr->v[i].h))
@@ -505,15 +506,16 @@ static int push_wire(struct client *c, struct store *s, struct push_walk *w,
 		st->objects++;
 		batch_raw += raw - before;
 		if (++batch_n >= SYNC_WIRE_BATCH_OBJS || batch_raw >= SYNC_TXN_BYTES || i + 1 == n) {
-			rc = sync_wenc_flush(e);
+			rc = e ? sync_wenc_flush(e) : 0;
 			if (rc < 0)
 				rc = write_failed(c, rc, err, errlen);
 			batch_n = batch_raw = 0;
 			progress(p, raw, raw_total, st->objects);
 		}
 	}
-	struct sync_wire_stats ws;
-	sync_wenc_stats(e, &ws);
+	struct sync_wire_stats ws = { 0 };
+	if (e)
+		sync_wenc_stats(e, &ws);
 	st->raw_bytes = raw;
 	st->deltas = ws.deltas;
 	sync_wenc_free(e);

@@ -27,7 +27,7 @@ struct server {
 	struct sync_wenc *enc;      /* version 2: GET answers */
 	struct sync_wdec *dec;      /* version 2: pushed objects */
 	struct sync_bmap *bmap;     /* from PLAN: delta bases for GET answers */
-	int plan_level;             /* from PLAN; 0: pick by the estimate */
+	int plan_level;             /* GET answers: wire level, 0 as stored */
 	int env_level;              /* $ROAM_SYNC_WIRE here; 0: none */
 	struct store_hash plan_old, plan_new;   /* the basis in bmap */
 };
@@ -140,15 +140,16 @@ static int do_have(struct server *sv, const struct sync_frame *f)
 /* Version 2: GET answered by records in the wire stream, flushed at the end. */
 static int get_wire(struct server *sv, const struct sync_frame *f, size_t n)
 {
-	if (!sv->enc && sync_wenc_new(&sv->io, sv->plan_level ? sv->plan_level : 3, &sv->enc) < 0)
+	if (sv->plan_level && !sv->enc && sync_wenc_new(&sv->io, sv->plan_level, &sv->enc) < 0)
 		return fail(sv, ENOMEM, "out of memory%s%s", "", NULL);
+	struct sync_wenc *e = sv->plan_level ? sv->enc : NULL;
 	for (size_t i = 0; i < n; i++) {
 		struct store_hash h;
 		char why[400];
 		bool io_failed;
 		uint64_t raw = 0;
 		memcpy(h.b, f->data + i * STORE_HASH_LEN, STORE_HASH_LEN);
-		int rc = sync_xfer_send(sv->enc, &sv->io, sv->s, sv->bmap, &h, &raw, &io_failed, why,
+		int rc = sync_xfer_send(e, &sv->io, sv->s, sv->bmap, &h, &raw, &io_failed, why,
 					sizeof(why));
 		if (rc < 0 && io_failed)
 			return 1;
@@ -158,7 +159,7 @@ static int get_wire(struct server *sv, const struct sync_frame *f, size_t n)
 			return fail(sv, -rc, "cannot read object %s: %s", hex, why);
 		}
 	}
-	return sync_wenc_flush(sv->enc) < 0 ? 1 : 0;
+	return e && sync_wenc_flush(e) < 0 ? 1 : 0;
 }
 
 static int do_plan(struct server *sv, const struct sync_frame *f)
@@ -172,7 +173,7 @@ static int do_plan(struct server *sv, const struct sync_frame *f)
 		return fail(sv, EPROTO, "malformed PLAN message%s%s", "", NULL);
 	int lvl = level ? level : sv->env_level ? sv->env_level : sync_wire_auto_level(estimate);
 	sv->plan_level = lvl;
-	if (sv->enc && sync_wenc_set_level(sv->enc, lvl) < 0)
+	if (lvl && sv->enc && sync_wenc_set_level(sv->enc, lvl) < 0)
 		return 1;
 	struct store_hash oh, nh;
 	memcpy(oh.b, o, STORE_HASH_LEN);
@@ -447,7 +448,8 @@ static int hello(struct server *sv, const char *path, bool create)
 			    "update roam on one side", m, v);
 	}
 	sv->version = hi < mine ? hi : mine;
-	sv->plan_level = sv->env_level = wl;
+	sv->env_level = wl;
+	sv->plan_level = wl ? wl : 3;
 	if ((flags & 1) || create) {
 		int rc = store_init(path, NULL);
 		if (rc < 0 && rc != -EEXIST)

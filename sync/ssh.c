@@ -24,6 +24,7 @@ struct ssh_conn {
 	int sock;
 	LIBSSH2_SESSION *sess;
 	LIBSSH2_CHANNEL *ch;
+	char why[200];              /* libssh2's word on the first I/O failure */
 };
 
 static int lib_ready;
@@ -41,6 +42,13 @@ static void keepalive(struct ssh_conn *sc)
 	libssh2_keepalive_send(sc->sess, &next);
 }
 
+static void note_failure(struct ssh_conn *sc, ssize_t n, const char *op)
+{
+	if (!sc->why[0])
+		snprintf(sc->why, sizeof(sc->why), "ssh channel %s failed here: %s (libssh2 %zd, "
+			 "errno %d)", op, ssh_errmsg(sc->sess), n, errno);
+}
+
 static ssize_t ssh_read(void *arg, void *buf, size_t len)
 {
 	struct ssh_conn *sc = arg;
@@ -50,6 +58,7 @@ static ssize_t ssh_read(void *arg, void *buf, size_t len)
 			return n;
 		if (n == LIBSSH2_ERROR_EAGAIN)
 			continue;
+		note_failure(sc, n, "read");
 		return -EIO;
 	}
 }
@@ -63,6 +72,8 @@ static int ssh_write(void *arg, const void *buf, size_t len)
 		ssize_t n = libssh2_channel_write(sc->ch, p, len);
 		if (n == LIBSSH2_ERROR_EAGAIN)
 			continue;
+		if (n < 0)
+			note_failure(sc, n, "write");
 		if (n < 0)
 			return n == LIBSSH2_ERROR_CHANNEL_CLOSED || n == LIBSSH2_ERROR_SOCKET_SEND ||
 					       n == LIBSSH2_ERROR_CHANNEL_EOF_SENT
@@ -89,6 +100,8 @@ static int ssh_finish(struct sync_conn *c, char *msg, size_t msglen)
 			got += (size_t)n;
 		}
 		msg[got] = 0;
+		if (sc->why[0] && got + 3 < msglen)
+			snprintf(msg + got, msglen - got, "%s%s", got ? "; " : "", sc->why);
 	}
 	libssh2_channel_close(sc->ch);
 	libssh2_channel_wait_closed(sc->ch);

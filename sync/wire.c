@@ -14,6 +14,8 @@
 
 int sync_wire_auto_level(uint64_t raw_bytes)
 {
+	if (raw_bytes > SYNC_WIRE_STORED_ABOVE && raw_bytes != UINT64_MAX)
+		return 0;
 	if (raw_bytes <= (4u << 20))
 		return 19;
 	if (raw_bytes <= (32u << 20))

@@ -37,9 +37,14 @@
 					    below it a compression worker thread */
 #define SYNC_WIRE_BATCH_OBJS 1024u       /* sender flushes after this many objects */
 
-/* Wire level for level 0 ("auto") given about how many raw bytes will go:
- * high levels for small transfers (bytes matter), low for large ones (the
- * channel and the CPU must keep up). */
+/* Wire level for level 0 ("auto") given about how many raw bytes will go
+ * (UINT64_MAX: unknown): high levels for small transfers (bytes matter),
+ * low for large ones (the channel and the CPU must keep up), and 0 (objects
+ * as stored, in OBJ frames) over SYNC_WIRE_STORED_ABOVE: there a level-1
+ * stream saves only 5-8% of the bytes but costs a decompression and a
+ * recompression on each side, which measured slower than sending the stored
+ * bytes over loopback SSH (bench/RESULTS.md). */
+#define SYNC_WIRE_STORED_ABOVE (256ull << 20)
 int sync_wire_auto_level(uint64_t raw_bytes);
 
 /* Resolves a sync_opts.wire_level (sync.h) against $ROAM_SYNC_WIRE:

@@ -163,7 +163,7 @@ int sync_bmap_add_commits(struct sync_bmap *m, struct store *s, const struct sto
 static int send_stored(struct sync_wenc *e, struct sync_io *io, struct store *s,
 		       const struct store_hash *h, bool *io_failed, char *err, size_t errlen)
 {
-	int rc = sync_wenc_flush(e);
+	int rc = e ? sync_wenc_flush(e) : 0;
 	if (rc < 0) {
 		*io_failed = true;
 		return rc;
@@ -193,7 +193,7 @@ int sync_xfer_send(struct sync_wenc *e, struct sync_io *io, struct store *s,
 	*io_failed = false;
 	struct store_obj_info info;
 	int rc = store_stat(s, h, &info);
-	if (rc == 0 && info.size > SYNC_OBJ_MAX) {
+	if (rc == 0 && (!e || info.size > SYNC_OBJ_MAX)) {
 		*raw += info.size;
 		return send_stored(e, io, s, h, io_failed, err, errlen);
 	}

@@ -26,7 +26,7 @@ const struct store_hash *sync_bmap_find(struct sync_bmap *m, const struct store_
 
 /* Sends object h of s: a delta against its base in m (may be NULL) when
  * that pays, else a full record, or an OBJ frame after a flush when it is
- * over SYNC_OBJ_MAX. *raw grows by the object's size. On failure err says
+ * over SYNC_OBJ_MAX or e is NULL (level 0: objects as stored). *raw grows by the object's size. On failure err says
  * why and *io_failed tells a broken connection from a store error. */
 int sync_xfer_send(struct sync_wenc *e, struct sync_io *io, struct store *s,
 		   struct sync_bmap *m, const struct store_hash *h, uint64_t *raw,
