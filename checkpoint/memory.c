@@ -1,6 +1,8 @@
 /* Saving and restoring guest RAM as store trees (memory.h). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,39 +20,127 @@ int ckpt_mem_save_full(struct store *s, struct guest_mem *m, struct store_hash *
 	if (rc < 0)
 		return rc;
 	if (stats)
-		*stats = (struct ckpt_mem_stats){ is.chunks, is.chunks * store_chunk_size(s) };
+		*stats = (struct ckpt_mem_stats){ .chunks_written = is.chunks,
+						 .bytes_written = is.chunks * store_chunk_size(s) };
 	return 0;
+}
+
+/* Incremental saves. The engines' dirty logs are conservative: a page
+ * counts as written when the guest stored the value it already held
+ * (spinlocks, flags set twice), and one written page makes its whole chunk
+ * dirty. So each dirty chunk is hashed first -- by two threads, RAM being
+ * read-only while the VM is paused -- and compared with the base tree: an
+ * unchanged chunk costs nothing more, a chunk of zeros or one already in the
+ * store is referenced by hash, and only the rest is compressed and stored. */
+enum { DC_DATA, DC_ZERO };
+
+struct dirty_scan {
+	const uint8_t *ram;
+	uint64_t size, chunk;
+	const uint64_t *idx;         /* dirty chunk indices */
+	struct store_hash *h;        /* their hashes */
+	uint8_t *what;               /* DC_* */
+	size_t n;
+	_Atomic size_t next;
+};
+
+static bool chunk_is_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
+static void *hash_worker(void *arg)
+{
+	struct dirty_scan *d = arg;
+	for (;;) {
+		size_t i = atomic_fetch_add(&d->next, 16);
+		for (size_t k = i; k < i + 16 && k < d->n; k++) {
+			uint64_t off = d->idx[k] * d->chunk;
+			size_t len = d->size - off < d->chunk ? (size_t)(d->size - off) : (size_t)d->chunk;
+			if (chunk_is_zero(d->ram + off, len)) {
+				d->what[k] = DC_ZERO;
+			} else {
+				d->what[k] = DC_DATA;
+				store_hash_buf(d->ram + off, len, &d->h[k]);
+			}
+		}
+		if (i + 16 >= d->n)
+			return NULL;
+	}
+}
+
+/* Fills d->h and d->what for every dirty chunk: the calling thread and one
+ * helper (the save runs with the VM paused: there is nothing else to do). */
+static void hash_dirty(struct dirty_scan *d)
+{
+	pthread_t th;
+	bool helper = d->n >= 32 && pthread_create(&th, NULL, hash_worker, d) == 0;
+	hash_worker(d);
+	if (helper)
+		pthread_join(th, NULL);
 }
 
 int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store_hash *base,
 			const uint64_t *dirty, struct store_hash *ret, struct ckpt_mem_stats *stats)
 {
 	uint64_t size = gmem_size(m), chunk = store_chunk_size(s);
-	uint64_t pages_per_chunk = chunk / GMEM_PAGE;
-	struct store_tree_builder *b;
-	int rc = store_tree_builder_new(s, size, base, &b);
-	if (rc < 0)
-		return rc;
-	struct ckpt_mem_stats st = { 0 };
+	uint64_t pages_per_chunk = chunk / GMEM_PAGE, npages = size / GMEM_PAGE;
 	uint64_t nchunks = (size + chunk - 1) / chunk;
-	for (uint64_t c = 0; c < nchunks && rc == 0; c++) {
-		uint64_t p0 = c * pages_per_chunk, p1 = p0 + pages_per_chunk;
-		bool any = false;
-		for (uint64_t p = p0; p < p1 && p < size / GMEM_PAGE; p++)
-			if (dirty[p / 64] >> (p % 64) & 1) {
-				any = true;
+	struct dirty_scan d = { .ram = gmem_base(m), .size = size, .chunk = chunk };
+	uint64_t *idx = malloc(nchunks * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	/* Whole words of the bitmap at a time: most of RAM is clean. */
+	for (uint64_t c = 0; c < nchunks; c++) {
+		uint64_t p0 = c * pages_per_chunk, p1 = p0 + pages_per_chunk < npages ? p0 + pages_per_chunk : npages;
+		for (uint64_t p = p0; p < p1;) {
+			uint64_t w = dirty[p / 64] >> (p % 64);
+			if (w && (uint64_t)__builtin_ctzll(w) < p1 - p) {
+				idx[d.n++] = c;
 				break;
 			}
-		if (!any)
+			p += 64 - p % 64;
+		}
+	}
+	struct store_tree *bt = NULL;
+	struct store_tree_builder *b = NULL;
+	d.idx = idx;
+	d.h = malloc((d.n ? d.n : 1) * sizeof(*d.h));
+	d.what = malloc(d.n ? d.n : 1);
+	int rc = d.h && d.what ? 0 : -ENOMEM;
+	/* The builder checks that base has this RAM's size and chunk size. */
+	if (rc == 0)
+		rc = store_tree_builder_new(s, size, base, &b);
+	if (rc == 0)
+		rc = store_tree_open(s, base, &bt);
+	if (rc == 0)
+		hash_dirty(&d);
+	struct ckpt_mem_stats st = { 0 };
+	static const struct store_hash zero;
+	for (size_t i = 0; i < d.n && rc == 0; i++) {
+		uint64_t c = idx[i], len = size - c * chunk < chunk ? size - c * chunk : chunk;
+		const struct store_hash *h = d.what[i] == DC_ZERO ? &zero : &d.h[i];
+		struct store_hash old;
+		if ((rc = store_tree_chunk_hash(bt, c, &old)) < 0)
+			break;
+		if (store_hash_eq(&old, h)) {
+			st.chunks_unchanged++;
 			continue;
-		uint64_t len = size - c * chunk < chunk ? size - c * chunk : chunk;
-		rc = store_tree_builder_set(b, c, gmem_base(m) + c * chunk, len);
+		}
+		if (d.what[i] == DC_ZERO || (rc = store_has(s, h)) == 1)
+			rc = store_tree_builder_set_hash(b, c, h);
+		else if (rc == 0)
+			rc = store_tree_builder_set(b, c, d.ram + c * chunk, len);
 		st.chunks_written++;
 		st.bytes_written += len;
 	}
 	if (rc == 0)
 		rc = store_tree_builder_finish(b, ret);
 	store_tree_builder_free(b);
+	store_tree_free(bt);
+	free(d.h);
+	free(d.what);
+	free(idx);
 	if (rc == 0 && stats)
 		*stats = st;
 	return rc;

@@ -11,15 +11,18 @@
 struct guest_mem;
 
 struct ckpt_mem_stats {
-	uint64_t chunks_written;   /* chunks hashed and stored (or found) */
+	uint64_t chunks_written;   /* chunks stored (or found in the store) */
 	uint64_t bytes_written;
+	uint64_t chunks_unchanged; /* incremental: dirty chunks equal to the base's */
 };
 
 /* Full save of all RAM. */
 int ckpt_mem_save_full(struct store *s, struct guest_mem *m, struct store_hash *ret,
 		       struct ckpt_mem_stats *stats);
 /* Incremental save: base is the previous memory tree; dirty has one bit per
- * 4 KiB page of RAM (gmem_take_dirty layout) for pages written since base. */
+ * 4 KiB page of RAM (gmem_take_dirty layout) for pages written since base.
+ * RAM must not change during the call (the VM is paused). Dirty chunks that
+ * still equal base's are left as they are. */
 int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store_hash *base,
 			const uint64_t *dirty, struct store_hash *ret, struct ckpt_mem_stats *stats);
 /* Loads tree root into fresh (zeroed) RAM: zero chunks are skipped. On

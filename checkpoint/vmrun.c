@@ -55,6 +55,7 @@ struct session {
 	uint64_t *dirty, *dirty_tmp; /* pages written since mem_base; scratch */
 	size_t dirty_words;
 	bool suspended;
+	bool writer_ready;           /* this process is a registered store writer */
 };
 
 static void notice(struct session *se, const char *fmt, ...)
@@ -69,12 +70,14 @@ static void notice(struct session *se, const char *fmt, ...)
 	se->opts->notice(se->opts->notice_arg, msg);
 }
 
-static void ctl_address(struct store *s, const char *name, struct sockaddr_un *a, socklen_t *len)
+/* The control socket's abstract address: from the store's path as given
+ * (store_path() returns it unchanged), so a client needs no store handle. */
+static void ctl_address(const char *path, const char *name, struct sockaddr_un *a, socklen_t *len)
 {
 	char real[PATH_MAX], hex[STORE_HASH_HEX];
 	struct store_hash h;
-	if (!realpath(store_path(s), real))
-		snprintf(real, sizeof(real), "%s", store_path(s));
+	if (!realpath(path, real))
+		snprintf(real, sizeof(real), "%s", path);
 	store_hash_buf(real, strlen(real), &h);
 	store_hash_hex(&h, hex);
 	memset(a, 0, sizeof(*a));
@@ -398,6 +401,16 @@ static int save(struct session *se, enum save_kind kind, const char *tag, const 
 		 : kind == SAVE_SUSPEND ? "suspend" : kind == SAVE_POWEROFF ? "powered off" : "checkpoint");
 	c.message = msg;
 	uint64_t t0 = now_ns(), mem_bytes = 0, disk_bytes = 0;
+	if (tag) {
+		/* Checked again when the tag is set; this spares the work. */
+		char tr[300];
+		struct store_hash th;
+		snprintf(tr, sizeof(tr), "vms/%s/checkpoints/%s", se->name, tag);
+		if (store_ref_get(se->s, tr, &th) == 0) {
+			snprintf(err, errlen, "VM %s already has a checkpoint '%s'", se->name, tag);
+			return -ESTALE;
+		}
+	}
 	if (atomic_load(&se->mem_failed)) {
 		snprintf(err, errlen, "VM %s: %s; nothing saved", se->name, se->mem_error);
 		return -EIO;
@@ -466,39 +479,57 @@ static int save(struct session *se, enum save_kind kind, const char *tag, const 
 		free(state);
 	}
 	struct store_hash h;
-	char ref[300];
 	if (rc == 0)
 		rc = store_commit_put(se->s, &c, &h);
-	snprintf(ref, sizeof(ref), "vms/%s/head", se->name);
-	if (rc == 0)
-		rc = store_ref_cas(se->s, ref, &se->head, &h);
-	if (rc == 0 && tag) {
-		snprintf(ref, sizeof(ref), "vms/%s/checkpoints/%s", se->name, tag);
-		rc = store_ref_cas(se->s, ref, NULL, &h);
-		if (rc == -ESTALE) {
-			snprintf(err, errlen, "VM %s already has a checkpoint '%s'", se->name, tag);
-			store_txn_abort(se->s);
-			return rc;
-		}
-	}
 	if (rc == 0)
 		rc = store_txn_commit(se->s);
 	else
 		store_txn_abort(se->s);
 	if (rc < 0)
 		goto fail;
-	store_unpin(se->s);
+	/* The refs move outside the objects' transaction, where store_ref_cas
+	 * makes each move durable (synchronous=FULL: the WAL with every
+	 * object above is on disk before it returns). Inside it they would
+	 * commit at synchronous=NORMAL, lost on a power cut. The tag goes
+	 * first: when it already exists nothing moves, and a crash between the
+	 * two leaves a valid checkpoint with head where it was. Objects of a
+	 * save that moved no ref stay pinned by this process, then gc's. */
+	char head_ref[300], tag_ref[300];
+	snprintf(head_ref, sizeof(head_ref), "vms/%s/head", se->name);
+	if (tag) {
+		snprintf(tag_ref, sizeof(tag_ref), "vms/%s/checkpoints/%s", se->name, tag);
+		if ((rc = store_ref_cas(se->s, tag_ref, NULL, &h)) == -ESTALE) {
+			snprintf(err, errlen, "VM %s already has a checkpoint '%s'", se->name, tag);
+			return rc;
+		}
+		if (rc < 0)
+			goto fail;
+	}
+	if ((rc = store_ref_cas(se->s, head_ref, &se->head, &h)) < 0) {
+		char why[300];
+		snprintf(why, sizeof(why), "%s", store_last_error());
+		if (tag && store_ref_cas(se->s, tag_ref, &h, NULL) < 0)
+			notice(se, "checkpoint '%s' was made but head did not move: %s", tag,
+			       store_last_error());
+		if (rc != -ESTALE)
+			snprintf(err, errlen, "cannot save VM %s: %s", se->name, why);
+		goto fail;
+	}
 	se->head = h;
 	if (kind != SAVE_POWEROFF) {
 		se->have_mem_base = true;
 		se->mem_base = mem_root;
 		memset(se->dirty, 0, se->dirty_words * sizeof(uint64_t));
 	}
-	/* The commit now in force is the new head. */
-	struct store_commit *nc;
-	if (store_commit_get(se->s, &h, &nc) == 0) {
-		store_commit_free(se->commit);
-		se->commit = nc;
+	/* The commit now in force is the new head. A suspend skips this and
+	 * the unpin: the process ends, and its pins go with the store handle. */
+	if (kind != SAVE_SUSPEND) {
+		store_unpin(se->s);
+		struct store_commit *nc;
+		if (store_commit_get(se->s, &h, &nc) == 0) {
+			store_commit_free(se->commit);
+			se->commit = nc;
+		}
 	}
 	*ret = h;
 	char hex[STORE_HASH_HEX];
@@ -595,11 +626,24 @@ static void on_ctl(void *opaque, int fd, uint32_t events)
  * only records the request; this timer on the event loop picks it up. */
 #define ESC_POLL_NS 100000000ULL
 
+/* A process's first write to the store registers it as a writer (a lock
+ * file and a row: store.h, gc safety), which costs milliseconds. A resumed
+ * VM may never have written yet: do it while the guest runs, not inside the
+ * pause of the first suspend. A failure here only means the save pays it. */
+static void prepare_writer(struct session *se)
+{
+	se->writer_ready = true;
+	if (store_txn_begin(se->s) == 0 && store_txn_commit(se->s) < 0)
+		notice(se, "the store is not writable: %s", store_last_error());
+}
+
 static void on_esc_timer(void *opaque)
 {
 	struct session *se = opaque;
 	if (se->suspended || atomic_load(&se->vm->stop) != VM_RUNNING)
 		return;
+	if (!se->writer_ready)
+		prepare_writer(se);
 	if (se->vm->con && console_take_request(se->vm->con) == 's') {
 		char reply[700];
 		if (save_running(se, SAVE_SUSPEND, NULL, NULL, reply, sizeof(reply)) < 0)
@@ -625,7 +669,7 @@ static int listen_ctl(struct session *se, char *err, size_t errlen)
 {
 	struct sockaddr_un a;
 	socklen_t alen;
-	ctl_address(se->s, se->name, &a, &alen);
+	ctl_address(store_path(se->s), se->name, &a, &alen);
 	se->ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (se->ctl_fd < 0 || bind(se->ctl_fd, (struct sockaddr *)&a, alen) < 0 ||
 	    listen(se->ctl_fd, 4) < 0) {
@@ -641,20 +685,22 @@ static int listen_ctl(struct session *se, char *err, size_t errlen)
 int ckpt_vm_request(const char *store_path, const char *name, const char *cmd, const char *tag,
 		    const char *message, char *reply, size_t replylen)
 {
-	struct store *s;
-	int rc = store_open(store_path, STORE_OPEN_RDONLY, &s);
-	if (rc < 0) {
-		snprintf(reply, replylen, "%s", store_last_error());
-		return rc;
-	}
 	struct sockaddr_un a;
 	socklen_t alen;
-	ctl_address(s, name, &a, &alen);
-	store_free(s);
+	ctl_address(store_path, name, &a, &alen);
+	/* Straight to the socket (the store is opened only to explain a
+	 * failure): `roam suspend` is timed by users. */
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, alen) < 0) {
 		if (fd >= 0)
 			close(fd);
+		struct store *s;
+		int rc = store_open(store_path, STORE_OPEN_RDONLY, &s);
+		if (rc < 0) {
+			snprintf(reply, replylen, "%s", store_last_error());
+			return rc;
+		}
+		store_free(s);
 		snprintf(reply, replylen, "VM %s is not running in this store", name);
 		return -ESRCH;
 	}

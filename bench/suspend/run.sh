@@ -50,6 +50,7 @@ n=\$(( $((HALF * 1048576)) / \$(wc -c < /tmp/k) )); i=0; while [ \$i -lt \$n ]; 
 echo GEN\$((1+1)) \$(cat /tmp/rand /tmp/t | wc -c)"
 MORE="head -c 10485760 /dev/urandom > /tmp/more; echo MORE\$((2+2))"
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---- roam ------------------------------------------------------------------
 $R init >/dev/null
 head -c $((HALF * 1048576 + 4096)) /dev/urandom > rand.img
@@ -167,6 +168,7 @@ mon inc quit >/dev/null; wait_gone $QPID; QPID=
 q_susp=$(printf '%.3f' "$(echo "$q_mig + $q_zstd" | bc)"); q_susp2=$(printf '%.3f' "$(echo "$q_mig2 + $q_zstd2" | bc)")
 echo
 echo "guest: $MEM, 1 vCPU, ${DATA_MB} MiB written to tmpfs (half random from a disk, half kallsyms text)"
+echo "load average: $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (2 CPUs)"
 printf '%-44s %12s %12s %8s\n' "" roam QEMU ratio
 printf '%-44s %12s %12s %8s\n' "suspend, s (QEMU: migrate + zstd -3)" "$r_susp" "$q_susp" "$(ratio "$r_susp" "$q_susp")"
 printf '%-44s %12s %12s %8s\n' "  QEMU migrate alone, s" "" "$q_mig" "$(ratio "$r_susp" "$q_mig")"

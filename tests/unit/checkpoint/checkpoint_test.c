@@ -627,11 +627,35 @@ static void test_memory_full_incremental(void)
 		test_fill_random(gmem_base(a) + pages[i] * GMEM_PAGE + 100, 50);
 		dirty[pages[i] / 64] |= 1ULL << (pages[i] % 64);
 	}
+	/* Pages logged as written but holding what they held (a spinlock
+	 * taken and released): their chunks are not stored again. */
+	uint64_t same[] = { 100, 101, 300 };
+	for (size_t i = 0; i < 3; i++)
+		dirty[same[i] / 64] |= 1ULL << (same[i] % 64);
 	CHECK_EQ(ckpt_mem_save_dirty(s, a, &r1, dirty, &r2, &st), 0);
 	CHECK_EQ(st.chunks_written, 3);
 	CHECK_EQ(st.bytes_written, 3 * 16384);
+	CHECK_EQ(st.chunks_unchanged, 2);
 	CHECK_EQ(ckpt_mem_restore(s, &r2, c, err, sizeof(err)), 0);
 	CHECK(!memcmp(gmem_base(a), gmem_base(c), MEM_SIZE));
+	/* On top of r2: a chunk cleared to zeros, a chunk made a copy of
+	 * another (found in the store, referenced), one written with new data. */
+	memset(dirty, 0, words * sizeof(uint64_t));
+	memset(gmem_base(a) + 8 * 16384, 0, 16384);
+	memcpy(gmem_base(a) + 9 * 16384, gmem_base(a) + 2 * 16384, 16384);
+	test_fill_random(gmem_base(a) + 10 * 16384 + 4096, 4096);
+	for (uint64_t p = 8 * 4; p < 11 * 4; p++)
+		dirty[p / 64] |= 1ULL << (p % 64);
+	struct store_hash r3;
+	CHECK_EQ(ckpt_mem_save_dirty(s, a, &r2, dirty, &r3, &st), 0);
+	CHECK_EQ(st.chunks_written + st.chunks_unchanged, 3);
+	struct guest_mem *d3 = NULL;
+	CHECK_EQ(gmem_new(MEM_SIZE, &d3), 0);
+	if (d3) {
+		CHECK_EQ(ckpt_mem_restore(s, &r3, d3, err, sizeof(err)), 0);
+		CHECK(!memcmp(gmem_base(a), gmem_base(d3), MEM_SIZE));
+		gmem_free(d3);
+	}
 	/* A tree of another size is refused. */
 	struct guest_mem *small = NULL;
 	CHECK_EQ(gmem_new(MEM_SIZE / 2, &small), 0);
