@@ -242,8 +242,10 @@ static struct bt_block *build(struct bt_cpu *c, uint64_t la, const uint8_t *h, u
 	b->bytes = e->bytes + e->nbytes;
 	b->nbytes = (uint16_t)pos;
 	memcpy(b->bytes, h, pos);
-	for (int k = 0; k < BT_BLOCK_SUCC; k++)
+	for (int k = 0; k < BT_BLOCK_SUCC; k++) {
 		b->succ[k].b = NULL;
+		b->succ[k].rip = BT_SUCC_NONE;
+	}
 	unsigned hv = hash_key(key, b->mode);
 	b->hnext = e->hash[hv];
 	e->hash[hv] = b;
@@ -321,9 +323,19 @@ void bt_block_link(struct bt_block *prev, struct bt_block *b, uint64_t rip)
 {
 	if (!b->gen)
 		return;
-	int k = prev->succ[0].b == NULL ? 0 : prev->succ[1].b == NULL ? 1 : prev->next_slot;
+	int k;
+	/* the slot of a stale link for this RIP, else a free one, else
+	 * round-robin */
+	for (k = 0; k < BT_BLOCK_SUCC; k++)
+		if (prev->succ[k].rip == rip)
+			goto set;
+	for (k = 0; k < BT_BLOCK_SUCC; k++)
+		if (!prev->succ[k].b)
+			goto set;
+	k = prev->next_slot;
+	prev->next_slot = (uint8_t)((k + 1) % BT_BLOCK_SUCC);
+set:
 	prev->succ[k].b = b;
 	prev->succ[k].gen = b->gen;
 	prev->succ[k].rip = rip;
-	prev->next_slot = (uint8_t)(k ^ 1);
 }

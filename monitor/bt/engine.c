@@ -192,9 +192,10 @@ static inline uint64_t rip_linear(const struct bt_cpu *c)
 static inline struct bt_block *chain(struct bt_cpu *c, struct bt_block *prev)
 {
 	struct bt_sys *s = c->sys;
-	int k = prev->succ[0].rip == c->rip ? 0 : prev->succ[1].rip == c->rip ? 1 : -1;
-	if (k < 0)
-		return NULL;
+	int k = 0;
+	while (prev->succ[k].rip != c->rip)
+		if (++k == BT_BLOCK_SUCC)
+			return NULL;
 	struct bt_block *b = prev->succ[k].b;
 	if (!b || b->gen != prev->succ[k].gen || b->mode != c->mode)
 		return NULL;

@@ -247,18 +247,18 @@ store_div:
 
 /* IMUL Gv, Ev (0F AF) and IMUL Gv, Ev, imm (69, 6B); 32/64-bit forms
  * specialized. */
-#define IMUL2(SZ, T, WT) \
+#define IMUL2(SZ, T) \
 static void imul2_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
 	T a = (T)(i->op == BT_OP(1, 0xaf) ? c->r[i->reg] : i->imm); \
-	T b = (T)e_rd(c, i, SZ); \
-	WT p = (WT)a * b; \
-	T lo = (T)p; \
+	T b = (T)(i->mod == 3 ? c->r[i->rm] : e_rd(c, i, SZ)); \
+	T lo; \
+	int ovf = __builtin_mul_overflow(a, b, &lo); \
 	reg_wr(c, i, i->reg, SZ, (uint64_t)lo); \
-	cc_set(c, CC_OP(CC_MUL, sz_idx(SZ)), (uint64_t)lo, p != (WT)lo, 0); \
+	cc_set(c, CC_OP(CC_MUL, sz_idx(SZ)), (uint64_t)lo, (uint64_t)ovf, 0); \
 }
-IMUL2(4, int32_t, int64_t)
-IMUL2(8, int64_t, __int128)
+IMUL2(4, int32_t)
+IMUL2(8, int64_t)
 
 static void ex_imul2(struct bt_cpu *c, const struct bt_insn *i)
 {

@@ -197,7 +197,7 @@ ea_host(struct bt_cpu *c, const struct bt_insn *i, int kind, int size)
 }
 
 /* Operand "E" (ModRM rm) of the given size: register or memory. */
-static inline uint64_t e_rd(struct bt_cpu *c, const struct bt_insn *i, int size)
+static inline __attribute__((always_inline)) uint64_t e_rd(struct bt_cpu *c, const struct bt_insn *i, int size)
 {
 	if (i->mod == 3)
 		return reg_rd(c, i, i->rm, size);

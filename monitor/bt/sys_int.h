@@ -94,7 +94,8 @@ static inline uint8_t *bt_phys_ptr(const struct bt_sys *s, uint64_t pa)
 
 /* ---- translation cache (block.c, block_page.c) ---- */
 #define BT_BLOCK_MAX_INSNS 64
-#define BT_BLOCK_SUCC 2
+#define BT_BLOCK_SUCC 4
+#define BT_SUCC_NONE (1ULL << 63)     /* rip of an empty slot: never a RIP */
 
 struct bt_block {
 	uint64_t key;                 /* RAM offset of the first byte */
