@@ -36,10 +36,16 @@ static const char *ssh_errmsg(LIBSSH2_SESSION *sess)
 	return m && *m ? m : "unknown error";
 }
 
+/* A keepalive only when the socket has room for it: libssh2 1.10 keeps a
+ * keepalive it could only partly send (EAGAIN) and then refuses the next
+ * channel write with LIBSSH2_ERROR_BAD_USE, which broke bulk pushes whose
+ * send buffer was full when the keepalive interval came round. */
 static void keepalive(struct ssh_conn *sc)
 {
+	struct pollfd p = { .fd = sc->sock, .events = POLLOUT };
 	int next;
-	libssh2_keepalive_send(sc->sess, &next);
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLOUT))
+		libssh2_keepalive_send(sc->sess, &next);
 }
 
 static void note_failure(struct ssh_conn *sc, ssize_t n, const char *op)
