@@ -55,14 +55,34 @@ static void note_failure(struct ssh_conn *sc, ssize_t n, const char *op)
 			 "errno %d)", op, ssh_errmsg(sc->sess), n, errno);
 }
 
+/* With keepalives configured, a blocking libssh2 call gives up with
+ * LIBSSH2_ERROR_TIMEOUT when the socket stays blocked for one keepalive
+ * interval (15 s), e.g. while the far side commits a large transaction.
+ * That is a stall, not a failure: the call is repeated with the same
+ * arguments (as after EAGAIN) until the far side has said nothing for
+ * SSH_STALL_MAX intervals. 1: retry, 0: give up. */
+#define SSH_STALL_MAX 8
+static int stalled(struct ssh_conn *sc, ssize_t n, int *count)
+{
+	if (n == LIBSSH2_ERROR_EAGAIN)
+		return 1;
+	if (n == LIBSSH2_ERROR_TIMEOUT && ++*count < SSH_STALL_MAX)
+		return 1;
+	if (n == LIBSSH2_ERROR_TIMEOUT && !sc->why[0])
+		snprintf(sc->why, sizeof(sc->why), "the far side did not move for %d s",
+			 SSH_STALL_MAX * 15);
+	return 0;
+}
+
 static ssize_t ssh_read(void *arg, void *buf, size_t len)
 {
 	struct ssh_conn *sc = arg;
+	int count = 0;
 	for (;;) {
 		ssize_t n = libssh2_channel_read(sc->ch, buf, len);
 		if (n >= 0)
 			return n;
-		if (n == LIBSSH2_ERROR_EAGAIN)
+		if (stalled(sc, n, &count))
 			continue;
 		note_failure(sc, n, "read");
 		return -EIO;
@@ -73,11 +93,13 @@ static int ssh_write(void *arg, const void *buf, size_t len)
 {
 	struct ssh_conn *sc = arg;
 	const char *p = buf;
+	int count = 0;
 	keepalive(sc);
 	while (len) {
 		ssize_t n = libssh2_channel_write(sc->ch, p, len);
-		if (n == LIBSSH2_ERROR_EAGAIN)
+		if (n < 0 && stalled(sc, n, &count))
 			continue;
+		count = 0;
 		if (n < 0)
 			note_failure(sc, n, "write");
 		if (n < 0)
