@@ -82,16 +82,41 @@ static void alu_mi_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 	uint64_t r = alu_op(c, OP, SZ, bt_ld_host(p, SZ), i->imm & sz_mask(SZ)); \
 	if (!NOWB(OP)) bt_st_host(p, SZ, r); \
 }
-#define ALU_SIZES(OP) ALU_FNS(OP, 1) ALU_FNS(OP, 2) ALU_FNS(OP, 4) ALU_FNS(OP, 8)
+/* ... and for [base + disp] operands (ea_is_bd) */
+#define ALU_BD_FNS(OP, SZ) \
+static void alu_mrb_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	uint8_t *p = ea_host_bd(c, i, NOWB(OP) ? BT_ACC_R : BT_ACC_W, SZ); \
+	if (!p) { alu_mr_slow_##OP##_##SZ(c, i); return; } \
+	uint64_t r = alu_op(c, OP, SZ, bt_ld_host(p, SZ), reg_rd(c, i, i->reg, SZ)); \
+	if (!NOWB(OP)) bt_st_host(p, SZ, r); \
+} \
+static void alu_rmb_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	const uint8_t *p = ea_host_bd(c, i, BT_ACC_R, SZ); \
+	if (!p) { alu_rm_slow_##OP##_##SZ(c, i); return; } \
+	uint64_t r = alu_op(c, OP, SZ, reg_rd(c, i, i->reg, SZ), bt_ld_host(p, SZ)); \
+	if (!NOWB(OP)) reg_wr(c, i, i->reg, SZ, r); \
+} \
+static void alu_mib_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	uint8_t *p = ea_host_bd(c, i, NOWB(OP) ? BT_ACC_R : BT_ACC_W, SZ); \
+	if (!p) { alu_mi_slow_##OP##_##SZ(c, i); return; } \
+	uint64_t r = alu_op(c, OP, SZ, bt_ld_host(p, SZ), i->imm & sz_mask(SZ)); \
+	if (!NOWB(OP)) bt_st_host(p, SZ, r); \
+}
+#define ALU_SIZES(OP) ALU_FNS(OP, 1) ALU_FNS(OP, 2) ALU_FNS(OP, 4) ALU_FNS(OP, 8) \
+	ALU_BD_FNS(OP, 1) ALU_BD_FNS(OP, 2) ALU_BD_FNS(OP, 4) ALU_BD_FNS(OP, 8)
 ALU_SIZES(0) ALU_SIZES(1) ALU_SIZES(2) ALU_SIZES(3) ALU_SIZES(4)
 ALU_SIZES(5) ALU_SIZES(6) ALU_SIZES(7) ALU_SIZES(8)
 
 #define ROW(F, OP) { F##_##OP##_1, F##_##OP##_2, F##_##OP##_4, F##_##OP##_8 }
 #define FORM(F) { ROW(F, 0), ROW(F, 1), ROW(F, 2), ROW(F, 3), ROW(F, 4), \
 		  ROW(F, 5), ROW(F, 6), ROW(F, 7), ROW(F, 8) }
-enum { F_RR, F_RRV, F_MR, F_RM, F_RI, F_MI };
-static const bt_exec_fn alu_tab[6][9][4] = {
+enum { F_RR, F_RRV, F_MR, F_RM, F_RI, F_MI, F_MRB, F_RMB, F_MIB };
+static const bt_exec_fn alu_tab[9][9][4] = {
 	FORM(alu_rr), FORM(alu_rrv), FORM(alu_mr), FORM(alu_rm), FORM(alu_ri), FORM(alu_mi),
+	FORM(alu_mrb), FORM(alu_rmb), FORM(alu_mib),
 };
 
 /* ---- INC/DEC/NOT/NEG ---- */
@@ -459,23 +484,23 @@ static void ex_shxd(struct bt_cpu *c, const struct bt_insn *i)
 bt_exec_fn bt_sel_alu(const struct bt_insn *i)
 {
 	uint8_t b = BT_BYTE(i->op);
-	int mem = i->mod != 3 && i->has_modrm;
+	int mem = i->mod != 3 && i->has_modrm, bd = ea_is_bd(i);
 	if (BT_MAP(i->op) == 0) {
 		if (b < 0x40 && (b & 7) < 6) {
 			int op = b >> 3, size = (b & 1) ? i->opsize : 1, s = sz_idx(size);
 			switch (b & 7) {
-			case 0: case 1: return alu_tab[mem ? F_MR : F_RR][op][s];
-			case 2: case 3: return alu_tab[mem ? F_RM : F_RRV][op][s];
+			case 0: case 1: return alu_tab[mem ? (bd ? F_MRB : F_MR) : F_RR][op][s];
+			case 2: case 3: return alu_tab[mem ? (bd ? F_RMB : F_RM) : F_RRV][op][s];
 			default: return alu_tab[F_RI][op][s];
 			}
 		}
 		switch (b) {
 		case 0x80: case 0x81: case 0x82: case 0x83: {
 			int size = b == 0x80 || b == 0x82 ? 1 : i->opsize;
-			return alu_tab[mem ? F_MI : F_RI][i->reg & 7][sz_idx(size)];
+			return alu_tab[mem ? (bd ? F_MIB : F_MI) : F_RI][i->reg & 7][sz_idx(size)];
 		}
 		case 0x84: case 0x85:
-			return alu_tab[mem ? F_MR : F_RR][8][sz_idx(bsize(i))];
+			return alu_tab[mem ? (bd ? F_MRB : F_MR) : F_RR][8][sz_idx(bsize(i))];
 		case 0xa8: case 0xa9:
 			return alu_tab[F_RI][8][sz_idx(bsize(i))];
 		case 0x40 ... 0x4f:

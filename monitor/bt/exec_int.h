@@ -196,6 +196,26 @@ ea_host(struct bt_cpu *c, const struct bt_insn *i, int kind, int size)
 	return __builtin_expect(e != NULL, 1) ? (uint8_t *)(e->addend + la) : NULL;
 }
 
+/* A memory operand of the form [base + disp] (no index, not RIP-relative,
+ * 64-bit addressing, no FS/GS override): exec functions specialized for it
+ * compute the address with one add. Such operands come only from 64-bit
+ * code, which blocks run only in 64-bit mode. */
+static inline bool ea_is_bd(const struct bt_insn *i)
+{
+	return i->has_modrm && i->mod != 3 && i->index < 0 && i->base >= 0 &&
+	       i->base != BT_BASE_RIP && i->addrsize == 8 && (i->seg == 0xff || i->seg < SEG_FS);
+}
+
+static inline __attribute__((always_inline)) uint8_t *
+ea_host_bd(struct bt_cpu *c, const struct bt_insn *i, int kind, int size)
+{
+	uint64_t la = c->r[i->base] + (uint64_t)i->disp;
+	const struct bt_tlb_ent *e = bt_tlb_hit(c, kind, la, size);
+	if (__builtin_expect(e == NULL || c->mode != BT_MODE64, 0))
+		return NULL;
+	return (uint8_t *)(e->addend + la);
+}
+
 /* Operand "E" (ModRM rm) of the given size: register or memory. */
 static inline __attribute__((always_inline)) uint64_t e_rd(struct bt_cpu *c, const struct bt_insn *i, int size)
 {

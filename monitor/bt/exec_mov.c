@@ -49,10 +49,25 @@ static void mov_ri_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 static void mov_mi_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { bt_write(c, bt_ea_seg(i), bt_ea(c, i), SZ, i->imm); }
 MOV_FNS(1) MOV_FNS(2) MOV_FNS(4) MOV_FNS(8)
+/* ... and for [base + disp] operands (ea_is_bd) */
+#define MOV_BD_FNS(SZ) \
+static void mov_mr_bd_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	uint8_t *p = ea_host_bd(c, i, BT_ACC_W, SZ); \
+	if (!p) { mov_mr_slow_##SZ(c, i); return; } \
+	bt_st_host(p, SZ, reg_rd(c, i, i->reg, SZ)); \
+} \
+static void mov_rm_bd_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	const uint8_t *p = ea_host_bd(c, i, BT_ACC_R, SZ); \
+	if (!p) { mov_rm_slow_##SZ(c, i); return; } \
+	reg_wr(c, i, i->reg, SZ, bt_ld_host(p, SZ)); \
+}
+MOV_BD_FNS(1) MOV_BD_FNS(2) MOV_BD_FNS(4) MOV_BD_FNS(8)
 #define MOVT(F) { F##_1, F##_2, F##_4, F##_8 }
 static const bt_exec_fn mov_rr[4] = MOVT(mov_rr), mov_rrv[4] = MOVT(mov_rrv),
 	mov_mr[4] = MOVT(mov_mr), mov_rm[4] = MOVT(mov_rm), mov_mi[4] = MOVT(mov_mi),
-	mov_ri[4] = MOVT(mov_ri);
+	mov_ri[4] = MOVT(mov_ri), mov_mr_bd[4] = MOVT(mov_mr_bd), mov_rm_bd[4] = MOVT(mov_rm_bd);
 
 /* B0-BF: register in the opcode. */
 static void ex_mov_oi(struct bt_cpu *c, const struct bt_insn *i)
@@ -101,6 +116,16 @@ static void __attribute__((noinline)) movzx_rm8_4_slow(struct bt_cpu *c, const s
 static void ex_movzx_rm8_4(struct bt_cpu *c, const struct bt_insn *i)
 {
 	const uint8_t *p = ea_host(c, i, BT_ACC_R, 1);
+	if (!p) {
+		movzx_rm8_4_slow(c, i);
+		return;
+	}
+	c->r[i->reg] = *p;
+}
+
+static void movzx_rm8_4_bd(struct bt_cpu *c, const struct bt_insn *i)
+{
+	const uint8_t *p = ea_host_bd(c, i, BT_ACC_R, 1);
 	if (!p) {
 		movzx_rm8_4_slow(c, i);
 		return;
@@ -437,7 +462,7 @@ bt_exec_fn bt_sel_mov(const struct bt_insn *i)
 		case 0x90 ... 0x9f: return setcc_tab[b & 15];
 		case 0xb6:
 			if (mem && i->opsize == 4)
-				return ex_movzx_rm8_4;
+				return ea_is_bd(i) ? movzx_rm8_4_bd : ex_movzx_rm8_4;
 			return ex_movx;
 		case 0xb7: case 0xbe: case 0xbf: return ex_movx;
 		case 0x0d: case 0x18 ... 0x1f: return ex_nop;
@@ -448,8 +473,8 @@ bt_exec_fn bt_sel_mov(const struct bt_insn *i)
 		return NULL;
 	int s = sz_idx(bsize(i));
 	switch (b) {
-	case 0x88: case 0x89: return mem ? mov_mr[s] : mov_rr[s];
-	case 0x8a: case 0x8b: return mem ? mov_rm[s] : mov_rrv[s];
+	case 0x88: case 0x89: return mem ? (ea_is_bd(i) ? mov_mr_bd[s] : mov_mr[s]) : mov_rr[s];
+	case 0x8a: case 0x8b: return mem ? (ea_is_bd(i) ? mov_rm_bd[s] : mov_rm[s]) : mov_rrv[s];
 	case 0xc6: case 0xc7: return mem ? mov_mi[s] : mov_ri[s];
 	case 0xb0 ... 0xb7: return ex_mov_oi;
 	case 0xb8 ... 0xbf:
