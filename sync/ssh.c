@@ -66,6 +66,11 @@ static int stalled(struct ssh_conn *sc, ssize_t n, int *count)
 {
 	if (n == LIBSSH2_ERROR_EAGAIN)
 		return 1;
+	if (n == LIBSSH2_ERROR_TIMEOUT && libssh2_channel_eof(sc->ch) == 1) {
+		if (!sc->why[0])
+			snprintf(sc->why, sizeof(sc->why), "the far side closed the connection");
+		return 0;
+	}
 	if (n == LIBSSH2_ERROR_TIMEOUT && ++*count < SSH_STALL_MAX)
 		return 1;
 	if (n == LIBSSH2_ERROR_TIMEOUT && !sc->why[0])
