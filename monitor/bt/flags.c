@@ -193,6 +193,8 @@ int bt_cond(const struct bt_cpu *c, int cc)
 		}
 		return r ^ (cc & 1);
 	}
+	if ((cc >> 1) == 1)
+		return bt_cc_cf(c) ^ (cc & 1);   /* CF alone is cheaper */
 	uint32_t f = bt_cc_flags(c);
 	int of = (f & BT_OF_FLAG) != 0, sf = (f & BT_SF) != 0, zf = (f & BT_ZF) != 0;
 	switch (cc >> 1) {

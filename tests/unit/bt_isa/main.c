@@ -152,6 +152,10 @@ static int run_block(struct bt_env *e, uint64_t end, int *fault, int *ninsns, ch
 		*fault = step(c, &ins[k]);
 		(*ninsns)++;
 		insns_run++;
+		if (getenv("BT_ISA_TRACE"))
+			printf("    [block] +%-3lu op %03x exec %p -> rax %016lx fl %03lx fault %d\n",
+			       (unsigned long)(c->rip - ISA_CODE), ins[k].op, (void *)ins[k].exec, (unsigned long)c->r[0],
+			       (unsigned long)(bt_get_rflags(c) & 0xfff), *fault);
 		if (*fault >= 0)
 			return RUN_OK;
 		c->rip = c->next_rip;
