@@ -639,7 +639,7 @@ static void test_memory_full_incremental(void)
 	CHECK_EQ(ckpt_mem_restore(s, &r2, c, err, sizeof(err)), 0);
 	CHECK(!memcmp(gmem_base(a), gmem_base(c), MEM_SIZE));
 	/* On top of r2: a chunk cleared to zeros, a chunk made a copy of
-	 * another (found in the store, referenced), one written with new data. */
+	 * another (already in the store), one written with new data. */
 	memset(dirty, 0, words * sizeof(uint64_t));
 	memset(gmem_base(a) + 8 * 16384, 0, 16384);
 	memcpy(gmem_base(a) + 9 * 16384, gmem_base(a) + 2 * 16384, 16384);
