@@ -161,7 +161,8 @@ int sync_bmap_add_commits(struct sync_bmap *m, struct store *s, const struct sto
 }
 
 static int send_stored(struct sync_wenc *e, struct sync_io *io, struct store *s,
-		       const struct store_hash *h, bool *io_failed, char *err, size_t errlen)
+		       const struct store_hash *h, uint64_t *size, bool *io_failed, char *err,
+		       size_t errlen)
 {
 	int rc = e ? sync_wenc_flush(e) : 0;
 	if (rc < 0) {
@@ -177,6 +178,7 @@ static int send_stored(struct sync_wenc *e, struct sync_io *io, struct store *s,
 	uint8_t hdr[SYNC_OBJ_HDR];
 	sync_obj_header(hdr, h, raw.info.kind, raw.info.codec, raw.info.size);
 	rc = sync_frame_write2(io, SYNC_OBJ, hdr, sizeof(hdr), raw.data, raw.info.stored_size);
+	*size += raw.info.size;
 	store_raw_release(&raw);
 	if (rc < 0)
 		*io_failed = true;
@@ -191,12 +193,12 @@ int sync_xfer_send(struct sync_wenc *e, struct sync_io *io, struct store *s,
 	void *data;
 	size_t len;
 	*io_failed = false;
+	if (!e)
+		return send_stored(NULL, io, s, h, raw, io_failed, err, errlen);
 	struct store_obj_info info;
 	int rc = store_stat(s, h, &info);
-	if (rc == 0 && (!e || info.size > SYNC_OBJ_MAX)) {
-		*raw += info.size;
-		return send_stored(e, io, s, h, io_failed, err, errlen);
-	}
+	if (rc == 0 && info.size > SYNC_OBJ_MAX)
+		return send_stored(e, io, s, h, raw, io_failed, err, errlen);
 	if (rc == 0)
 		rc = store_get(s, h, &kind, &data, &len);
 	if (rc < 0) {
