@@ -73,6 +73,7 @@ $A suspend vm >/dev/null || exit 1
 wait $RPID; RPID=
 "$T/mutate" export "$T/a" vm "$T/raw" || exit 1
 cp --sparse=always "$T/raw/disk0.raw" "$T/raw/memory.raw" "$T/far/"
+sync   # the exported raw files' writeback would slow whichever push runs first
 t0=$(now); $A --json push "$URLA" vm $RR > "$T/full.json" || exit 1; t1=$(now)
 echo "full push (wire codec): $(sent "$T/full.json") bytes, $(el "$t0" "$t1") s"
 t0=$(now); ROAM_SYNC_WIRE=stored $A --json push "$URL1" vm $RR > "$T/full1.json" || exit 1; t1=$(now)
@@ -87,6 +88,7 @@ echo "guest wrote $(tr -d '\r' < "$T/change.out" | sed -n 's/^DONE3 //p') bytes;
 $A suspend vm >/dev/null || exit 1
 wait $RPID; RPID=
 "$T/mutate" export "$T/a" vm "$T/raw" || exit 1
+sync
 
 echo "== incremental"
 t0=$(now); $A --json push "$URLA" vm $RR > "$T/inc.json" || exit 1; t1=$(now)

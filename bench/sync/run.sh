@@ -61,6 +61,7 @@ mkdir -p "$T/raw" "$T/far"
 ls -ls "$T/raw"
 
 echo "== full: roam push vs scp of zstd-compressed raw files"
+sync   # the exported raw files' writeback would slow whichever push runs first
 t0=$(now)
 $A --json push "$URLA" vm $RR > "$T/full.json" || exit 1
 t1=$(now)
