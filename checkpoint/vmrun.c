@@ -56,6 +56,7 @@ struct session {
 	size_t dirty_words;
 	bool suspended;
 	bool writer_ready;           /* this process is a registered store writer */
+	uint64_t started_ns;         /* when the guest started running */
 };
 
 static void notice(struct session *se, const char *fmt, ...)
@@ -628,8 +629,11 @@ static void on_ctl(void *opaque, int fd, uint32_t events)
 
 /* A process's first write to the store registers it as a writer (a lock
  * file and a row: store.h, gc safety), which costs milliseconds. A resumed
- * VM may never have written yet: do it while the guest runs, not inside the
- * pause of the first suspend. A failure here only means the save pays it. */
+ * VM may never have written yet: do it while the guest runs (a second in,
+ * out of the way of a resume's first moments), not inside the pause of the
+ * first suspend. A failure here only means the save pays it. */
+#define WRITER_PREP_NS 1000000000ULL
+
 static void prepare_writer(struct session *se)
 {
 	se->writer_ready = true;
@@ -642,7 +646,7 @@ static void on_esc_timer(void *opaque)
 	struct session *se = opaque;
 	if (se->suspended || atomic_load(&se->vm->stop) != VM_RUNNING)
 		return;
-	if (!se->writer_ready)
+	if (!se->writer_ready && now_ns() - se->started_ns >= WRITER_PREP_NS)
 		prepare_writer(se);
 	if (se->vm->con && console_take_request(se->vm->con) == 's') {
 		char reply[700];
@@ -661,7 +665,8 @@ static int watch_escape(struct session *se, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot watch the console: %s", strerror(-rc));
 		return rc;
 	}
-	ev_timer_arm(se->esc_timer, now_ns() + ESC_POLL_NS);
+	se->started_ns = now_ns();
+	ev_timer_arm(se->esc_timer, se->started_ns + ESC_POLL_NS);
 	return 0;
 }
 
