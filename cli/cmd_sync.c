@@ -28,17 +28,22 @@ static void print_stats(const struct cli_ctx *ctx, const char *verb, const char 
 	if (ctx->json) {
 		printf("{\"verb\":\"%s\",\"vm\":\"%s\",\"objects\":%llu,\"object_bytes\":%llu,"
 		       "\"hashes_compared\":%llu,\"bytes_sent\":%llu,\"bytes_received\":%llu,"
-		       "\"refs_updated\":%llu}\n", verb, vm, (unsigned long long)st->objects,
+		       "\"refs_updated\":%llu,\"protocol\":%d,\"wire_level\":%d,\"raw_bytes\":%llu,"
+		       "\"deltas\":%llu}\n", verb, vm, (unsigned long long)st->objects,
 		       (unsigned long long)st->object_bytes, (unsigned long long)st->have_queries,
 		       (unsigned long long)st->bytes_sent, (unsigned long long)st->bytes_received,
-		       (unsigned long long)st->refs_updated);
+		       (unsigned long long)st->refs_updated, st->version, st->wire_level,
+		       (unsigned long long)st->raw_bytes, (unsigned long long)st->deltas);
 		return;
 	}
 	fprintf(stderr, "roam: %s %s %s: %llu objects (%llu bytes), %llu bytes sent, %llu received, "
-		"%llu hashes compared, %llu refs updated\n", verb, vm, where,
+		"%llu hashes compared, %llu refs updated", verb, vm, where,
 		(unsigned long long)st->objects, (unsigned long long)st->object_bytes,
 		(unsigned long long)st->bytes_sent, (unsigned long long)st->bytes_received,
 		(unsigned long long)st->have_queries, (unsigned long long)st->refs_updated);
+	if (st->deltas)
+		fprintf(stderr, ", %llu as deltas", (unsigned long long)st->deltas);
+	fputc('\n', stderr);
 }
 
 /* ---- roam remote -------------------------------------------------------- */
@@ -141,6 +146,7 @@ static const struct option xfer_opts[] = {
 	{ "identity", required_argument, NULL, 'i' },
 	{ "accept-new-host-key", no_argument, NULL, 'A' },
 	{ "remote-roam", required_argument, NULL, 'R' },
+	{ "wire-level", required_argument, NULL, 'W' },
 	{ 0 },
 };
 
@@ -148,9 +154,11 @@ static const struct option xfer_opts[] = {
 	"  -i, --identity FILE       SSH private key (else ssh-agent, ~/.ssh/id_*)\n" \
 	"  --accept-new-host-key     accept and record an unknown host key\n" \
 	"  --remote-roam PATH        the roam binary on the far side\n" \
+	"  --wire-level N|stored     zstd level 1..19 of the wire stream (default: by\n" \
+	"                            transfer size), or objects exactly as stored\n" \
 	"  --force                   move a diverged head\n"
 
-struct xfer_args { const char *identity, *remote_roam; bool force, accept; };
+struct xfer_args { const char *identity, *remote_roam; bool force, accept; int wire_level; };
 
 static int parse_xfer(const struct cli_cmd *cmd, int argc, char **argv, struct xfer_args *x)
 {
@@ -163,6 +171,19 @@ static int parse_xfer(const struct cli_cmd *cmd, int argc, char **argv, struct x
 		case 'i': x->identity = optarg; break;
 		case 'A': x->accept = true; break;
 		case 'R': x->remote_roam = optarg; break;
+		case 'W': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (!strcmp(optarg, "stored"))
+				x->wire_level = SYNC_WIRE_STORED;
+			else if (*optarg && !*end && v >= 1 && v <= 19)
+				x->wire_level = (int)v;
+			else {
+				cli_error("--wire-level '%s': a level 1..19 or 'stored'", optarg);
+				return -1;
+			}
+			break;
+		}
 		default: return -1;
 		}
 	}
@@ -205,7 +226,7 @@ static int xfer(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, char *
 	struct sync_opts o = {
 		.conn = { .url = r.url, .remote_roam = x.remote_roam ? x.remote_roam : r.remote_roam,
 			  .identity = x.identity, .accept_new_host_key = x.accept },
-		.force = x.force, .progress = { prog_fn, &pg },
+		.force = x.force, .wire_level = x.wire_level, .progress = { prog_fn, &pg },
 	};
 	struct sync_stats st;
 	char err[1024];
@@ -284,7 +305,7 @@ static int run_clone(struct cli_ctx *ctx, int argc, char **argv)
 	struct sync_opts o = {
 		.conn = { .url = argv[i], .remote_roam = x.remote_roam, .identity = x.identity,
 			  .accept_new_host_key = x.accept },
-		.force = x.force, .progress = { prog_fn, &pg },
+		.force = x.force, .wire_level = x.wire_level, .progress = { prog_fn, &pg },
 	};
 	struct sync_stats st;
 	const char *vm = argv[i + 1];

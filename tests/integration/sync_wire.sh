@@ -39,10 +39,13 @@ rp=$!
 sleep 2
 $A suspend vm >/dev/null 2>&1 || fail run_suspend "$(tail -3 "$T/run.log")"
 wait $rp
-$A --json push "$U/r2" vm $RR > "$T/i2" 2>"$T/e" && pass wire_incremental_push ||
+check_fails wire_level_out_of_range 'a level 1..19' $A push "$U/r2" vm --wire-level 20 $RR
+$A --json push "$U/r2" vm --wire-level 19 $RR > "$T/i2" 2>"$T/e" && pass wire_incremental_push ||
 	fail wire_incremental_push "$(cat "$T/e")"
 ROAM_SYNC_WIRE=stored $A --json push "$U/r1" vm $RR > "$T/i1" 2>"$T/e" ||
 	fail stored_incremental_push "$(cat "$T/e")"
+grep -q '"protocol":2,"wire_level":19' "$T/i2" && grep -q '"protocol":1,' "$T/i1" &&
+	pass wire_level_reported || fail wire_level_reported "$(cat "$T/i2" "$T/i1")"
 i2=$(json_field bytes_sent < "$T/i2"); i1=$(json_field bytes_sent < "$T/i1")
 o2=$(json_field objects < "$T/i2"); o1=$(json_field objects < "$T/i1")
 [ -n "$o2" ] && [ "$o2" = "$o1" ] && pass wire_same_objects || fail wire_same_objects "$o2 vs $o1"
