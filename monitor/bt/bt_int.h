@@ -6,15 +6,20 @@
  *    and interrupt delivery, privileged instructions (bt_sys_exec), timers,
  *    the engine_ops.
  *
- * Execution convention: while an instruction executes, c->rip is its own
- * address and c->next_rip the address after it. Control transfers set
- * c->next_rip; the loop then does c->rip = c->next_rip. An exception is
- * raised with bt_raise*(), which records it and longjmps to c->jmp; the
- * loop then delivers it through the IDT with c->rip still at the faulting
- * instruction (traps use next_rip). The loop runs a block's instructions
- * back to back, so only instructions that end a block may leave next_rip
- * anything but rip + len: those flagged BT_I_BRANCH or BT_I_SYS, and REP
- * string instructions (block.c ends blocks after them too). */
+ * Execution convention: while an instruction executes, c->next_rip is the
+ * address after it. c->rip is its own address only for the instruction
+ * that ends a block (and for single-stepped ones); for the instructions
+ * before it, c->rip is still the block's entry address, so an exec function
+ * that is not a block-ender must not read c->rip (RIP-relative operands
+ * use next_rip). Control transfers set c->next_rip; the loop then does
+ * c->rip = c->next_rip. An exception is raised with bt_raise*(), which
+ * records it and longjmps to c->jmp; the loop then sets c->rip to the
+ * faulting instruction (engine.c) and delivers it through the IDT (traps
+ * use next_rip). The loop runs a block's instructions back to back, so only
+ * instructions that end a block may leave next_rip anything but rip + len:
+ * those flagged BT_I_BRANCH or BT_I_SYS, and REP string instructions
+ * (block.c ends blocks after them too); an instruction that must run again
+ * does c->next_rip -= i->len. */
 #ifndef ROAM_BT_INT_H
 #define ROAM_BT_INT_H
 #include <setjmp.h>
