@@ -155,11 +155,20 @@ struct linux_kernel {
 };
 /* Parses the bzImage in buf and loads the kernel into m. Flag
  * LINUX_NO_DECOMPRESS skips host-side decompression and takes the
- * fallback entry (tests use it to check that path on a real kernel). */
+ * fallback entry (tests use it to check that path on a real kernel);
+ * LINUX_CACHE looks the decompressed kernel up in (and adds it to) the
+ * cache of kcache.c. */
 #define LINUX_NO_DECOMPRESS 1
+#define LINUX_CACHE 2
 int linux_load_kernel(struct guest_mem *m, const uint8_t *buf, size_t len,
 		      const char *name, int flags, struct linux_kernel *k,
 		      char *err, size_t errlen);
+/* Cache of decompressed kernels (kcache.c), keyed by the compressed
+ * payload: 0 and a malloc'd copy of at most max_out bytes, or -ENOENT. The
+ * cache folder is the user's own and trusted like the kernel file. */
+int kcache_get(const uint8_t *payload, size_t plen, size_t max_out, uint8_t **ret,
+	       size_t *ret_len);
+void kcache_put(const uint8_t *payload, size_t plen, const uint8_t *out, size_t len);
 /* boot_linux with linux_load_kernel flags. */
 int boot_linux_flags(struct guest_mem *m, int ncpus, const char *kernel_path,
 		     const char *initrd_path, const char *cmdline, int flags,

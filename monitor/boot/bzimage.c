@@ -142,7 +142,15 @@ int linux_load_kernel(struct guest_mem *m, const uint8_t *buf, size_t len,
 	uint8_t *elf = NULL;
 	size_t elen = 0;
 	char why[160] = "";
-	r = plen && !(flags & LINUX_NO_DECOMPRESS) ? bz_decompress(pl, plen, (size_t)max, &elf, &elen, why, sizeof(why)) : -ENOTSUP;
+	if (!plen || (flags & LINUX_NO_DECOMPRESS))
+		r = -ENOTSUP;
+	else if (!(flags & LINUX_CACHE) || kcache_get(pl, plen, (size_t)max, &elf, &elen) < 0) {
+		r = bz_decompress(pl, plen, (size_t)max, &elf, &elen, why, sizeof(why));
+		if (r == 0 && (flags & LINUX_CACHE) && elf_is_elf(elf, elen))
+			kcache_put(pl, plen, elf, elen);
+	} else {
+		r = 0;
+	}
 	if (r == -E2BIG)
 		return boot_fail(err, errlen, r, "%s: kernel too big for RAM: %s", name, why);
 	if (r == -ENOMEM || r == -ENOEXEC)
@@ -279,7 +287,8 @@ int boot_linux(struct guest_mem *m, int ncpus, const char *kernel_path,
 	       const char *initrd_path, const char *cmdline, struct cpu_state *bsp,
 	       char *err, size_t errlen)
 {
-	return boot_linux_flags(m, ncpus, kernel_path, initrd_path, cmdline, 0, bsp, err, errlen);
+	return boot_linux_flags(m, ncpus, kernel_path, initrd_path, cmdline, LINUX_CACHE, bsp, err,
+				errlen);
 }
 
 int boot_linux_flags(struct guest_mem *m, int ncpus, const char *kernel_path,

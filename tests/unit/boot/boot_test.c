@@ -1,11 +1,13 @@
 /* Unit tests for monitor/boot/: the Debian kit kernel end to end (when
  * build/kit exists), every payload codec on synthetic bzImages, the
  * fallback entry, Multiboot ELF32/ELF64/a.out-kludge kernels, the MP table
- * and e820, and the clear errors for hostile or wrong inputs. */
+ * and e820, the cache of decompressed kernels, and the clear errors for
+ * hostile or wrong inputs. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "tests/unit/test.h"
 #include "tests/unit/boot/util.h"
@@ -746,8 +748,67 @@ static void test_qemu_multiboot(void)
 	CHECK_EQ(test_multiboot_in_qemu(src_path("build/guest/hello.elf", k, sizeof(k))), 0);
 }
 
+/* ---- the cache of decompressed kernels ---- */
+static int count_entries(const char *dir)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "exit $(ls %s/kernels | grep -c '^vmlinux-')", dir);
+	int r = system(cmd);
+	return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+static void test_kcache(void)
+{
+	char dir[] = "/tmp/roam-kcache-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	setenv("ROAM_CACHE_DIR", dir, 1);
+	static uint8_t payload[4096], out[100000];
+	test_fill_random(payload, sizeof(payload));
+	test_fill_random(out, sizeof(out));
+	uint8_t *got = NULL;
+	size_t len = 0;
+	CHECK_EQ(kcache_get(payload, sizeof(payload), 1 << 20, &got, &len), -ENOENT);
+	kcache_put(payload, sizeof(payload), out, sizeof(out));
+	CHECK_EQ(count_entries(dir), 1);
+	CHECK_EQ(kcache_get(payload, sizeof(payload), 1 << 20, &got, &len), 0);
+	CHECK(got && len == sizeof(out) && !memcmp(got, out, len));
+	free(got);
+	/* bigger than this VM allows: a miss, but the entry stays */
+	CHECK_EQ(kcache_get(payload, sizeof(payload), 1000, &got, &len), -ENOENT);
+	CHECK_EQ(count_entries(dir), 1);
+	/* a damaged entry is a miss and goes away */
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "f=$(ls %s/kernels/vmlinux-*) && printf x | "
+		 "dd of=$f bs=1 seek=5000 conv=notrunc 2>/dev/null", dir);
+	CHECK_EQ(system(cmd), 0);
+	CHECK_EQ(kcache_get(payload, sizeof(payload), 1 << 20, &got, &len), -ENOENT);
+	CHECK_EQ(count_entries(dir), 0);
+	/* only the most recently used entries are kept */
+	for (int i = 0; i < 6; i++) {
+		payload[0] = (uint8_t)i;
+		kcache_put(payload, sizeof(payload), out, 1000);
+	}
+	CHECK_EQ(count_entries(dir), 4);
+	payload[0] = 5;
+	CHECK_EQ(kcache_get(payload, sizeof(payload), 1 << 20, &got, &len), 0);
+	free(got);
+	payload[0] = 0;
+	CHECK_EQ(kcache_get(payload, sizeof(payload), 1 << 20, &got, &len), -ENOENT);
+	/* set but empty: no cache at all */
+	setenv("ROAM_CACHE_DIR", "", 1);
+	payload[0] = 9;
+	kcache_put(payload, sizeof(payload), out, 1000);
+	CHECK_EQ(kcache_get(payload, sizeof(payload), 1 << 20, &got, &len), -ENOENT);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK_EQ(system(cmd), 0);
+}
+
 int main(void)
 {
+	/* boot_linux caches decompressed kernels: keep the tests' out of ~/.cache */
+	char cache[] = "/tmp/roam-kcache-XXXXXX";
+	if (!mkdtemp(cache) || setenv("ROAM_CACHE_DIR", cache, 1))
+		abort();
 	char kpath[512];
 	if (access(src_path("build/kit/vmlinuz", kpath, sizeof(kpath)), R_OK) == 0 &&
 	    access(src_path("build/kit/initrd.img", kpath, sizeof(kpath)), R_OK) == 0)
@@ -780,5 +841,10 @@ int main(void)
 	TEST(test_multiboot_bad);
 	TEST(test_mptable_sizes);
 	TEST(test_e820_high);
+	char cmd[100];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", cache);
+	if (system(cmd))
+		printf("  could not remove %s\n", cache);
+	TEST(test_kcache);
 	TEST_EXIT();
 }
