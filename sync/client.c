@@ -972,12 +972,10 @@ static int pull_level(struct pull_walk *w, struct sync_hlist *frontier, char *er
 	return rc;
 }
 
-static int put_checked(struct client *c, struct store *s, const struct store_hash *h,
-		       const struct store_raw *raw, char *err, size_t errlen)
+/* rc, with the store's reason in err when it refused the object. */
+static int refused(struct client *c, const struct store_hash *h, int rc, char *err,
+		   size_t errlen)
 {
-	int rc = store_put_raw(s, h, raw);
-	if (rc == -EBADMSG)
-		return corrupt(c, h, err, errlen);
 	if (rc < 0) {
 		char hex[STORE_HASH_HEX];
 		store_hash_hex(h, hex);
@@ -985,6 +983,15 @@ static int put_checked(struct client *c, struct store *s, const struct store_has
 			 store_last_error());
 	}
 	return rc;
+}
+
+static int put_checked(struct client *c, struct store *s, const struct store_hash *h,
+		       const struct store_raw *raw, char *err, size_t errlen)
+{
+	int rc = store_put_raw(s, h, raw);
+	if (rc == -EBADMSG)
+		return corrupt(c, h, err, errlen);
+	return refused(c, h, rc, err, errlen);
 }
 
 /* Stores an object received (and verified) in plain form at this store's level. */
@@ -995,13 +1002,7 @@ static int put_plain(struct client *c, struct store *s, const struct store_hash 
 	int rc = store_put(s, kind, data, len, &got);
 	if (rc == 0 && !store_hash_eq(&got, h))
 		return corrupt(c, h, err, errlen);
-	if (rc < 0) {
-		char hex[STORE_HASH_HEX];
-		store_hash_hex(h, hex);
-		snprintf(err, errlen, "object %.16s from %s refused: %s", hex, c->what,
-			 store_last_error());
-	}
-	return rc;
+	return refused(c, h, rc, err, errlen);
 }
 
 /* Version 2: the wire level and expected size of what follows, and the

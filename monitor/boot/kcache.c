@@ -68,66 +68,35 @@ static bool entry_path(const uint8_t *payload, size_t plen, char *path, size_t n
 	return w > 0 && (size_t)w + 1 < n;
 }
 
-static bool read_all(int fd, void *buf, size_t n)
-{
-	uint8_t *p = buf;
-	while (n) {
-		ssize_t r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return false;
-		p += r;
-		n -= (size_t)r;
-	}
-	return true;
-}
-
-static bool write_all(int fd, const void *buf, size_t n)
-{
-	const uint8_t *p = buf;
-	while (n) {
-		ssize_t r = write(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return false;
-		p += r;
-		n -= (size_t)r;
-	}
-	return true;
-}
-
 int kcache_get(const uint8_t *payload, size_t plen, size_t max_out, uint8_t **ret,
 	       size_t *ret_len)
 {
 	char path[PATH_MAX];
 	if (!entry_path(payload, plen, path, sizeof(path)))
 		return -ENOENT;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	FILE *f = fopen(path, "rbe");
+	if (!f)
 		return -ENOENT;
 	uint8_t hdr[KCACHE_HDR], sum[32];
 	uint8_t *out = NULL;
 	uint64_t len = 0;
 	struct stat st;
-	bool ok = !fstat(fd, &st) && read_all(fd, hdr, sizeof(hdr)) &&
+	bool ok = !fstat(fileno(f), &st) && fread(hdr, sizeof(hdr), 1, f) == 1 &&
 		  !memcmp(hdr, KCACHE_MAGIC, 8);
 	if (ok) {
 		for (int i = 7; i >= 0; i--)
 			len = len << 8 | hdr[8 + i];
 		ok = len > 0 && len <= max_out && (uint64_t)st.st_size == KCACHE_HDR + len &&
-		     (out = malloc(len)) && read_all(fd, out, len) && sha256(out, len, sum) &&
-		     !memcmp(sum, hdr + 16, 32);
+		     (out = malloc(len)) && fread(out, len, 1, f) == 1 &&
+		     sha256(out, len, sum) && !memcmp(sum, hdr + 16, 32);
 	}
 	if (ok)
-		futimens(fd, NULL);   /* most recently used */
-	close(fd);
+		futimens(fileno(f), NULL);   /* most recently used */
+	fclose(f);
 	if (!ok) {
 		free(out);
-		if (len > max_out)
-			return -ENOENT;   /* fine for a bigger VM: keep it */
-		unlink(path);
+		if (len <= max_out)
+			unlink(path);   /* damaged; one too big for this VM stays */
 		return -ENOENT;
 	}
 	*ret = out;
@@ -178,8 +147,14 @@ void kcache_put(const uint8_t *payload, size_t plen, const uint8_t *out, size_t 
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return;
-	bool ok = write_all(fd, hdr, sizeof(hdr)) && write_all(fd, out, len);
-	ok = !close(fd) && ok && !rename(tmp, path);
+	FILE *f = fdopen(fd, "wb");
+	if (!f) {
+		close(fd);
+		unlink(tmp);
+		return;
+	}
+	bool ok = fwrite(hdr, sizeof(hdr), 1, f) == 1 && fwrite(out, len, 1, f) == 1;
+	ok = !fclose(f) && ok && !rename(tmp, path);
 	if (!ok) {
 		unlink(tmp);
 		return;
