@@ -44,7 +44,8 @@ static bool cache_dir(char *dir, size_t n)
 		w = -1;
 	if (w < 0 || (size_t)w + sizeof("/kernels") > n)
 		return false;
-	/* Make the parents of .../roam/kernels one level at a time. */
+	/* Make the parents of .../roam/kernels one level at a time (a failure
+	 * shows in the last mkdir). */
 	for (char *p = dir + 1; *p; p++)
 		if (*p == '/') {
 			*p = 0;
