@@ -175,8 +175,11 @@ void test_main(void)
 			wrmsr(0x6e0, rdtsc() + 2000000);
 			bool ok = wait_ticks(&lapic_ticks, s + 1, 5);
 			u64 after = rdmsr(0x6e0);
-			/* armed far away, then disarmed by writing 0: nothing may fire */
-			wrmsr(0x6e0, rdtsc() + 200000);
+			/* armed ~10 ms ahead (the wait below is 10 PIT ticks, 100 ms
+			 * at the default rate), then disarmed by writing 0: nothing
+			 * may fire. The margin covers a host that deschedules the
+			 * vCPU between the two writes. */
+			wrmsr(0x6e0, rdtsc() + 20000000);
 			wrmsr(0x6e0, 0);
 			u64 p = pit_ticks;
 			wait_ticks(&pit_ticks, p + 10, 5);
