@@ -1,9 +1,9 @@
 /* Streaming import of a file into a tree: one reader thread (skipping holes
  * with SEEK_DATA/SEEK_HOLE), one worker per CPU (at least two) that detects
  * zero chunks, hashes, looks for existing copies and compresses, and the
- * calling thread as the only SQLite writer, storing chunks in file order and building the tree as it
- * goes. Jobs of about 1 MiB pass through NSLOTS slots, so memory stays
- * bounded whatever the file size. */
+ * calling thread as the only SQLite writer, storing chunks in file order
+ * and building the tree as it goes. Jobs of about 1 MiB pass through NSLOTS
+ * slots, so memory stays bounded whatever the file size. */
 #include <errno.h>
 #include <stdio.h>
 #include <linux/fs.h>
