@@ -208,6 +208,30 @@ static int resolve_remote(struct store *s, const char *arg, struct sync_remote *
 	return 0;
 }
 
+/* Runs one push or pull (what: "push", "pull" or "clone") over url and
+ * reports it as verb; frees s. */
+static int transfer(struct cli_ctx *ctx, struct store *s, const char *url, const char *remote_roam,
+		    const struct xfer_args *x, const char *vm, bool push, const char *what,
+		    const char *verb, const char *where)
+{
+	struct prog pg = { ctx, what, NULL };
+	struct sync_opts o = {
+		.conn = { .url = url, .remote_roam = remote_roam, .identity = x->identity,
+			  .accept_new_host_key = x->accept },
+		.force = x->force, .wire_level = x->wire_level, .progress = { prog_fn, &pg },
+	};
+	struct sync_stats st;
+	char err[1024];
+	int rc = push ? sync_push(s, vm, &o, &st, err, sizeof(err))
+		      : sync_pull(s, vm, &o, &st, err, sizeof(err));
+	cli_progress_end(pg.p);
+	store_free(s);
+	if (rc < 0)
+		return cli_error("%s %s: %s", what, vm, err);
+	print_stats(ctx, verb, vm, where, &st);
+	return 0;
+}
+
 static int xfer(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, char **argv, bool push)
 {
 	struct xfer_args x = { 0 };
@@ -222,25 +246,10 @@ static int xfer(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, char *
 		store_free(s);
 		return 1;
 	}
-	struct prog pg = { ctx, push ? "push" : "pull", NULL };
-	struct sync_opts o = {
-		.conn = { .url = r.url, .remote_roam = x.remote_roam ? x.remote_roam : r.remote_roam,
-			  .identity = x.identity, .accept_new_host_key = x.accept },
-		.force = x.force, .wire_level = x.wire_level, .progress = { prog_fn, &pg },
-	};
-	struct sync_stats st;
-	char err[1024];
-	const char *vm = argv[i + 1];
-	int rc = push ? sync_push(s, vm, &o, &st, err, sizeof(err))
-		      : sync_pull(s, vm, &o, &st, err, sizeof(err));
-	cli_progress_end(pg.p);
-	store_free(s);
-	if (rc < 0)
-		return cli_error("%s %s: %s", push ? "push" : "pull", vm, err);
 	char where[1100];
 	snprintf(where, sizeof(where), "%s %s", push ? "to" : "from", argv[i]);
-	print_stats(ctx, push ? "pushed" : "pulled", vm, where, &st);
-	return 0;
+	return transfer(ctx, s, r.url, x.remote_roam ? x.remote_roam : r.remote_roam, &x,
+			argv[i + 1], push, push ? "push" : "pull", push ? "pushed" : "pulled", where);
 }
 
 static const char push_usage[] =
@@ -301,21 +310,8 @@ static int run_clone(struct cli_ctx *ctx, int argc, char **argv)
 		if (sync_remote_add(s, &r, err, sizeof(err)) < 0)
 			fprintf(stderr, "roam: note: %s\n", err);
 	}
-	struct prog pg = { ctx, "clone", NULL };
-	struct sync_opts o = {
-		.conn = { .url = argv[i], .remote_roam = x.remote_roam, .identity = x.identity,
-			  .accept_new_host_key = x.accept },
-		.force = x.force, .wire_level = x.wire_level, .progress = { prog_fn, &pg },
-	};
-	struct sync_stats st;
-	const char *vm = argv[i + 1];
-	rc = sync_pull(s, vm, &o, &st, err, sizeof(err));
-	cli_progress_end(pg.p);
-	store_free(s);
-	if (rc < 0)
-		return cli_error("clone %s: %s", vm, err);
-	print_stats(ctx, "cloned", vm, "from the URL", &st);
-	return 0;
+	return transfer(ctx, s, argv[i], x.remote_roam, &x, argv[i + 1], false, "clone", "cloned",
+			"from the URL");
 }
 
 /* ---- serve -------------------------------------------------------------- */

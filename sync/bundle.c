@@ -109,19 +109,11 @@ static int walk_post(struct store *s, const struct store_hash *h, enum store_kin
 	return rc < 0 ? rc : 0;
 }
 
-struct bref { char name[STORE_REF_MAX + 1]; struct store_hash h; };
-struct bref_list { struct bref *v; size_t n; const char *vm; };
+struct bref_list { struct sync_ref *v; size_t n; const char *vm; };
 
 static int bref_add(struct bref_list *l, const char *name, const struct store_hash *h)
 {
-	struct bref *v = realloc(l->v, (l->n + 1) * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	l->v = v;
-	snprintf(v[l->n].name, sizeof(v[l->n].name), "%s", name);
-	v[l->n].h = *h;
-	l->n++;
-	return 0;
+	return sync_ref_add(&l->v, &l->n, name, h);
 }
 
 static int bref_collect(void *arg, const char *name, const struct store_hash *h)
@@ -581,7 +573,7 @@ int sync_bundle_import(struct store *s, const char *file, bool force,
 	a = NULL;
 	char head[STORE_REF_MAX + 1];
 	snprintf(head, sizeof(head), "vms/%s/head", m.vm);
-	const struct bref *nh = NULL;
+	const struct sync_ref *nh = NULL;
 	for (size_t i = 0; i < m.refs.n; i++)
 		if (!strcmp(m.refs.v[i].name, head))
 			nh = &m.refs.v[i];

@@ -237,8 +237,7 @@ static void progress(const struct sync_progress *p, uint64_t done, uint64_t tota
 
 /* ---- push ------------------------------------------------------------------ */
 
-struct lref { char name[STORE_REF_MAX + 1]; struct store_hash h; };
-struct lref_list { struct lref *v; size_t n; const char *vm; bool with_lease; };
+struct lref_list { struct sync_ref *v; size_t n; const char *vm; bool with_lease; };
 
 static int collect_ref(void *arg, const char *name, const struct store_hash *h)
 {
@@ -247,14 +246,7 @@ static int collect_ref(void *arg, const char *name, const struct store_hash *h)
 		return 0;
 	if (!l->with_lease && !strcmp(name + 4 + strlen(l->vm) + 1, "lease"))
 		return 0;
-	struct lref *v = realloc(l->v, (l->n + 1) * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	l->v = v;
-	snprintf(v[l->n].name, sizeof(v[l->n].name), "%s", name);
-	v[l->n].h = *h;
-	l->n++;
-	return 0;
+	return sync_ref_add(&l->v, &l->n, name, h);
 }
 
 static int local_refs(struct store *s, const char *vm, bool with_lease, struct lref_list *l)
@@ -282,19 +274,27 @@ struct push_walk {
 	struct sync_hset *known;      /* reachable from the far side's refs: there */
 };
 
+/* A child met while expanding a node: appended to kids and queued in next
+ * (the level below). */
+static int add_kid(struct store_hash **kids, size_t *n, size_t *cap, struct sync_hlist *next,
+		   const struct store_hash *h, enum store_kind kind)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		struct store_hash *k = realloc(*kids, c * sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		*kids = k;
+		*cap = c;
+	}
+	(*kids)[(*n)++] = *h;
+	return sync_hlist_push(next, h, kind);
+}
+
 static int push_child(void *arg, const struct store_hash *h, enum store_kind kind)
 {
 	struct push_walk *w = arg;
-	if (w->n_kids == w->cap_kids) {
-		size_t cap = w->cap_kids ? w->cap_kids * 2 : 64;
-		struct store_hash *k = realloc(w->kids, cap * sizeof(*k));
-		if (!k)
-			return -ENOMEM;
-		w->kids = k;
-		w->cap_kids = cap;
-	}
-	w->kids[w->n_kids++] = *h;
-	return sync_hlist_push(&w->next, h, kind);
+	return add_kid(&w->kids, &w->n_kids, &w->cap_kids, &w->next, h, kind);
 }
 
 static int cmp_inode(const void *a, const void *b)
@@ -543,7 +543,7 @@ int sync_push(struct store *s, const char *vm, const struct sync_opts *o,
 	}
 	char head[STORE_REF_MAX + 1];
 	snprintf(head, sizeof(head), "vms/%s/head", vm);
-	const struct lref *lhead = NULL;
+	const struct sync_ref *lhead = NULL;
 	for (size_t i = 0; i < lr.n; i++)
 		if (!strcmp(lr.v[i].name, head))
 			lhead = &lr.v[i];
@@ -727,16 +727,7 @@ struct pull_walk {
 static int pull_child(void *arg, const struct store_hash *h, enum store_kind kind)
 {
 	struct pull_walk *w = arg;
-	if (w->n_kids == w->cap_kids) {
-		size_t cap = w->cap_kids ? w->cap_kids * 2 : 64;
-		struct store_hash *k = realloc(w->kids, cap * sizeof(*k));
-		if (!k)
-			return -ENOMEM;
-		w->kids = k;
-		w->cap_kids = cap;
-	}
-	w->kids[w->n_kids++] = *h;
-	return sync_hlist_push(&w->next, h, kind);
+	return add_kid(&w->kids, &w->n_kids, &w->cap_kids, &w->next, h, kind);
 }
 
 static bool kind_ok(enum store_kind want, enum store_kind got)

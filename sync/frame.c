@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "sync/proto.h"
 
 int sync_frame_header(const uint8_t hdr[SYNC_HDR], uint8_t *type, uint32_t *len)
@@ -80,6 +81,30 @@ void sync_frame_release(struct sync_frame *f)
 	free(f->data);
 	f->data = NULL;
 	f->len = 0;
+}
+
+ssize_t sync_fd_read(int fd, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
+		if (n >= 0 || errno != EINTR)
+			return n < 0 ? -errno : n;
+	}
+}
+
+int sync_fd_write(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 static int write_all(struct sync_io *io, const void *p, size_t len)

@@ -19,30 +19,12 @@ struct local_conn {
 
 static ssize_t local_read(void *arg, void *buf, size_t len)
 {
-	struct local_conn *lc = arg;
-	for (;;) {
-		ssize_t n = read(lc->from, buf, len);
-		if (n >= 0)
-			return n;
-		if (errno != EINTR)
-			return -errno;
-	}
+	return sync_fd_read(((struct local_conn *)arg)->from, buf, len);
 }
 
 static int local_write(void *arg, const void *buf, size_t len)
 {
-	struct local_conn *lc = arg;
-	const char *p = buf;
-	while (len) {
-		ssize_t n = write(lc->to, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return sync_fd_write(((struct local_conn *)arg)->to, buf, len);
 }
 
 static int local_finish(struct sync_conn *c, char *msg, size_t msglen)

@@ -2,6 +2,7 @@
  * from their documented encoding (image/store_int.h) only far enough to list
  * children; store_put_raw validates them fully when they are stored. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -253,4 +254,16 @@ int sync_is_ancestor(struct store *s, const struct store_hash *anc, const struct
 	sync_hlist_free(&queue);
 	sync_hset_free(seen);
 	return rc < 0 ? rc : found;
+}
+
+int sync_ref_add(struct sync_ref **v, size_t *n, const char *name, const struct store_hash *h)
+{
+	struct sync_ref *nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	snprintf(nv[*n].name, sizeof(nv[*n].name), "%s", name);
+	nv[*n].h = *h;
+	(*n)++;
+	return 0;
 }

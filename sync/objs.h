@@ -38,6 +38,10 @@ struct sync_hlist { struct sync_hent *v; size_t n, cap; };
 int sync_hlist_push(struct sync_hlist *l, const struct store_hash *h, enum store_kind kind);
 void sync_hlist_free(struct sync_hlist *l);
 
+/* A growing array of refs (name and value). */
+struct sync_ref { char name[STORE_REF_MAX + 1]; struct store_hash h; };
+int sync_ref_add(struct sync_ref **v, size_t *n, const char *name, const struct store_hash *h);
+
 /* All objects reachable from h (kind) in the store, into set (which may
  * already hold some: those are not descended into). */
 int sync_reach(struct store *s, const struct store_hash *h, struct sync_hset *set);

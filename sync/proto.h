@@ -120,6 +120,9 @@ struct sync_io {
 	uint64_t bytes_in, bytes_out;       /* counted by the frame layer */
 	char err[256];                      /* why the last frame call failed */
 };
+/* The read and write of a sync_io over a pipe or socket fd (EINTR retried). */
+ssize_t sync_fd_read(int fd, void *buf, size_t len);
+int sync_fd_write(int fd, const void *buf, size_t len);
 
 struct sync_frame {
 	uint8_t type;

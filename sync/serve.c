@@ -34,28 +34,12 @@ struct server {
 
 static ssize_t fd_read(void *arg, void *buf, size_t len)
 {
-	struct server *sv = arg;
-	for (;;) {
-		ssize_t n = read(sv->in, buf, len);
-		if (n >= 0 || errno != EINTR)
-			return n < 0 ? -errno : n;
-	}
+	return sync_fd_read(((struct server *)arg)->in, buf, len);
 }
 
 static int fd_write(void *arg, const void *buf, size_t len)
 {
-	struct server *sv = arg;
-	const char *p = buf;
-	while (len) {
-		ssize_t n = write(sv->out, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return sync_fd_write(((struct server *)arg)->out, buf, len);
 }
 
 static int fail(struct server *sv, int err, const char *fmt, const char *a, const char *b)
