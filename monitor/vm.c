@@ -23,27 +23,6 @@
 
 #define DEFAULT_TSC_KHZ 2000000ULL
 
-void vm_add_dev(struct vm *vm, struct dev *d, const struct dev_type *t, const char *id)
-{
-	d->type = t;
-	d->vm = vm;
-	snprintf(d->id, sizeof(d->id), "%s", id);
-	/* Append, so save/load and reset walk devices in creation order. */
-	struct dev **pp = &vm->devs;
-	while (*pp)
-		pp = &(*pp)->next;
-	d->next = NULL;
-	*pp = d;
-}
-
-struct dev *vm_find_dev(struct vm *vm, const char *id)
-{
-	for (struct dev *d = vm->devs; d; d = d->next)
-		if (!strcmp(d->id, id))
-			return d;
-	return NULL;
-}
-
 /* Frees the caller-supplied blockdevs of disks from..ndisks-1: vm_new owns
  * them whether or not it succeeds. */
 static void free_given_bdevs(const struct vm_config *cfg, int from)

@@ -6,9 +6,9 @@
  * buffers). Ends with a save -> load -> save round trip that must reproduce
  * the record. ASan/UBSan catch memory errors; a failed round trip aborts.
  *
- * The VM-level functions the devices call (vm_add_dev, vm_find_dev, vm_msi,
- * vm_set_irq) are stand-ins here: the harness links the device sources,
- * not vm.c and its engines. */
+ * The VM-level functions the devices call (vm_msi, vm_set_irq) are
+ * stand-ins here: the harness links the device sources and the device list
+ * (vm_devs.c), not vm.c and its engines. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,26 +24,6 @@
 #define RAM   (1ULL << 20)
 #define DISK  (64 * 1024)
 #define QBASE 0x10000ULL
-
-void vm_add_dev(struct vm *vm, struct dev *d, const struct dev_type *t, const char *id)
-{
-	d->type = t;
-	d->vm = vm;
-	snprintf(d->id, sizeof(d->id), "%s", id);
-	struct dev **pp = &vm->devs;
-	while (*pp)
-		pp = &(*pp)->next;
-	d->next = NULL;
-	*pp = d;
-}
-
-struct dev *vm_find_dev(struct vm *vm, const char *id)
-{
-	for (struct dev *d = vm->devs; d; d = d->next)
-		if (!strcmp(d->id, id))
-			return d;
-	return NULL;
-}
 
 void vm_msi(struct vm *vm, uint64_t addr, uint32_t data) { (void)vm; (void)addr; (void)data; }
 void vm_set_irq(struct vm *vm, unsigned gsi, int level) { (void)vm; (void)gsi; (void)level; }

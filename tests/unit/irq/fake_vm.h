@@ -1,7 +1,8 @@
 /* A minimal machine for device tests: a struct vm with real buses, event
  * loop and guest memory, and recording versions of the vm.c hooks devices
- * call (vm_set_irq, vm_request_stop, vm_kick_vcpu, vm_guest_tsc,
- * vm_add_dev). Include from exactly one .c file per test program. */
+ * call (vm_set_irq, vm_request_stop, vm_kick_vcpu, vm_guest_tsc); the
+ * device list is the real one (monitor/vm_devs.c). Include from exactly one
+ * .c file per test program. */
 #ifndef ROAM_TEST_FAKE_VM_H
 #define ROAM_TEST_FAKE_VM_H
 #include <errno.h>
@@ -64,23 +65,6 @@ void vm_kick_vcpu(struct vm *vm, int cpu)
 uint64_t vm_guest_tsc(const struct vm *vm)
 {
 	return (now_ns() - vm->tsc_epoch_ns) * vm->tsc_khz / 1000000 + vm->tsc_offset;
-}
-
-void vm_add_dev(struct vm *vm, struct dev *d, const struct dev_type *t, const char *id)
-{
-	d->type = t;
-	d->vm = vm;
-	snprintf(d->id, sizeof(d->id), "%s", id);
-	d->next = vm->devs;
-	vm->devs = d;
-}
-
-struct dev *vm_find_dev(struct vm *vm, const char *id)
-{
-	for (struct dev *d = vm->devs; d; d = d->next)
-		if (!strcmp(d->id, id))
-			return d;
-	return NULL;
 }
 
 static inline void fake_reset(void)
