@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include "image/store_int.h"
 
-#define NSLOTS 16
+#define NSLOTS 8
 #define JOB_BYTES (1u << 20)
 #define TXN_BYTES (16ull << 20)   /* stored bytes per write transaction */
 #define WAL_BYTES (256ull << 20) /* WAL size at which the writer lets it restart */
@@ -46,7 +46,10 @@ struct import {
 	uint64_t njobs;
 	struct slot slots[NSLOTS];
 	pthread_mutex_t m;
-	pthread_cond_t cv;
+	/* One condition per waiter, so that a state change wakes only the
+	 * threads it concerns: the reader waits for a free slot, workers for a
+	 * filled one, the writer for a done one. */
+	pthread_cond_t cv_free, cv_filled, cv_done;
 	bool stop;
 	int err;
 	char errmsg[512];
@@ -95,6 +98,13 @@ static void *checkpointer_main(void *arg)
 	return NULL;
 }
 
+static void wake_all(struct import *im)
+{
+	pthread_cond_broadcast(&im->cv_free);
+	pthread_cond_broadcast(&im->cv_filled);
+	pthread_cond_broadcast(&im->cv_done);
+}
+
 static void fail(struct import *im, int err)
 {
 	pthread_mutex_lock(&im->m);
@@ -103,7 +113,7 @@ static void fail(struct import *im, int err)
 		snprintf(im->errmsg, sizeof(im->errmsg), "%s", store_last_error());
 	}
 	im->stop = true;
-	pthread_cond_broadcast(&im->cv);
+	wake_all(im);
 	pthread_mutex_unlock(&im->m);
 }
 
@@ -147,7 +157,7 @@ static void *reader_main(void *arg)
 		struct slot *sl = &im->slots[seq % NSLOTS];
 		pthread_mutex_lock(&im->m);
 		while (sl->state != SLOT_FREE && !im->stop)
-			pthread_cond_wait(&im->cv, &im->m);
+			pthread_cond_wait(&im->cv_free, &im->m);
 		bool stop = im->stop;
 		pthread_mutex_unlock(&im->m);
 		if (stop)
@@ -194,7 +204,7 @@ static void *reader_main(void *arg)
 		pthread_mutex_lock(&im->m);
 		sl->err = r;
 		sl->state = SLOT_FILLED;
-		pthread_cond_broadcast(&im->cv);
+		pthread_cond_signal(&im->cv_filled);
 		pthread_mutex_unlock(&im->m);
 		if (r) {
 			fail(im, r);
@@ -213,9 +223,6 @@ struct worker {
 static int process(struct worker *w, struct slot *sl)
 {
 	struct import *im = w->im;
-	size_t out = 0;
-	/* One read transaction per job, not one per lookup. */
-	bool txn = w->has && sqlite3_exec(w->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
 	for (unsigned i = 0; i < sl->n; i++) {
 		uint8_t *p = sl->in + (size_t)i * im->chunk;
 		if (sl->what[i] == C_ZERO || is_zero(p, sl->len[i])) {
@@ -224,16 +231,27 @@ static int process(struct worker *w, struct slot *sl)
 			continue;
 		}
 		store_hash_buf(p, sl->len[i], &sl->h[i]);
-		if (w->has) {
-			sqlite3_bind_blob(w->has, 1, sl->h[i].b, STORE_HASH_LEN, SQLITE_STATIC);
-			int rc = sqlite3_step(w->has);
-			sqlite3_reset(w->has);
-			if (rc == SQLITE_ROW) {
-				sl->what[i] = C_EXISTS;
-				continue;
-			}
-		}
 		sl->what[i] = C_NEW;
+	}
+	/* All of the job's lookups in one short read transaction: a reader
+	 * that stays in the WAL would keep the writer from starting it over. */
+	if (w->has && sqlite3_exec(w->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK) {
+		for (unsigned i = 0; i < sl->n; i++) {
+			if (sl->what[i] != C_NEW)
+				continue;
+			sqlite3_bind_blob(w->has, 1, sl->h[i].b, STORE_HASH_LEN, SQLITE_STATIC);
+			if (sqlite3_step(w->has) == SQLITE_ROW)
+				sl->what[i] = C_EXISTS;
+			sqlite3_reset(w->has);
+		}
+		if (sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	size_t out = 0;
+	for (unsigned i = 0; i < sl->n; i++) {
+		if (sl->what[i] != C_NEW)
+			continue;
+		uint8_t *p = sl->in + (size_t)i * im->chunk;
 		sl->out_off[i] = out;
 		size_t n, cap = sl->len[i] - sl->len[i] / 32;
 		if (sl->len[i] >= 64 &&
@@ -247,8 +265,6 @@ static int process(struct worker *w, struct slot *sl)
 		sl->out_len[i] = n;
 		out += n;
 	}
-	if (txn && sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
 	return 0;
 }
 
@@ -269,7 +285,7 @@ static void *worker_main(void *arg)
 			} else {
 				break;
 			}
-			pthread_cond_wait(&im->cv, &im->m);
+			pthread_cond_wait(&im->cv_filled, &im->m);
 		}
 		if (!sl) {
 			pthread_mutex_unlock(&im->m);
@@ -282,7 +298,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&im->m);
 		sl->err = r;
 		sl->state = SLOT_DONE;
-		pthread_cond_broadcast(&im->cv);
+		pthread_cond_signal(&im->cv_done);
 		pthread_mutex_unlock(&im->m);
 	}
 }
@@ -411,7 +427,7 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 		struct slot *sl = &im->slots[seq % NSLOTS];
 		pthread_mutex_lock(&im->m);
 		while ((sl->state != SLOT_DONE || sl->seq != seq) && !im->stop)
-			pthread_cond_wait(&im->cv, &im->m);
+			pthread_cond_wait(&im->cv_done, &im->m);
 		if (im->stop)
 			r = im->err ? im->err : -ECANCELED;
 		pthread_mutex_unlock(&im->m);
@@ -425,7 +441,7 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 		uint64_t done = (sl->first + sl->n) * im->chunk;   /* before the slot is reused */
 		pthread_mutex_lock(&im->m);
 		sl->state = SLOT_FREE;
-		pthread_cond_broadcast(&im->cv);
+		pthread_cond_signal(&im->cv_free);
 		pthread_mutex_unlock(&im->m);
 		if (!r && txn_bytes >= TXN_BYTES) {
 			wal_bytes += txn_bytes;
@@ -436,8 +452,9 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 			pthread_cond_broadcast(&im->ckcv);
 			/* Bound the WAL: let the checkpointer (which has been copying
 			 * in the background) finish, so the next transaction starts
-			 * the WAL over instead of growing it. */
-			if (im->ck_running && wal_bytes >= WAL_BYTES) {
+			 * the WAL over instead of growing it. Not worth a wait when
+			 * less than that much input is left. */
+			if (im->ck_running && wal_bytes >= WAL_BYTES && im->size - done >= WAL_BYTES) {
 				struct timespec until;
 				clock_gettime(CLOCK_REALTIME, &until);
 				until.tv_sec += 5;
@@ -496,7 +513,9 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 	im->njobs = (im->nchunks + im->per_job - 1) / im->per_job;
 	st.size = im->size;
 	pthread_mutex_init(&im->m, NULL);
-	pthread_cond_init(&im->cv, NULL);
+	pthread_cond_init(&im->cv_free, NULL);
+	pthread_cond_init(&im->cv_filled, NULL);
+	pthread_cond_init(&im->cv_done, NULL);
 	if ((r = slots_alloc(im)))
 		goto out_sync;
 	for (int i = 0; i < nworkers; i++) {
@@ -542,14 +561,14 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 			 store_last_error());
 		pthread_mutex_lock(&im->m);
 		im->stop = true;
-		pthread_cond_broadcast(&im->cv);
+		wake_all(im);
 		pthread_mutex_unlock(&im->m);
 		store_err(-r, "%s", msg);
 	} else {
 		/* Everything was consumed: wake idle workers so they exit. */
 		pthread_mutex_lock(&im->m);
 		im->stop = true;
-		pthread_cond_broadcast(&im->cv);
+		wake_all(im);
 		pthread_mutex_unlock(&im->m);
 	}
 out_conn:
@@ -573,7 +592,9 @@ out_conn:
 	}
 out_sync:
 	slots_free(im);
-	pthread_cond_destroy(&im->cv);
+	pthread_cond_destroy(&im->cv_free);
+	pthread_cond_destroy(&im->cv_filled);
+	pthread_cond_destroy(&im->cv_done);
 	pthread_mutex_destroy(&im->m);
 out:
 	free(im);
