@@ -28,21 +28,31 @@ int ckpt_mem_save_full(struct store *s, struct guest_mem *m, struct store_hash *
 /* Incremental saves. The engines' dirty logs are conservative: a page
  * counts as written when the guest stored the value it already held
  * (spinlocks, flags set twice), and one written page makes its whole chunk
- * dirty. So each dirty chunk is hashed first -- by two threads, RAM being
- * read-only while the VM is paused -- and compared with the base tree: an
- * unchanged chunk costs nothing more, a chunk of zeros is marked as such,
- * and only the rest goes to the store. (Looking each one up first to spare
+ * dirty. So each dirty chunk is hashed first and compared with the base
+ * tree: an unchanged chunk costs nothing more, a chunk of zeros is marked as
+ * such, and only the rest is compressed and stored. Hashing and compressing
+ * run on two threads (RAM is read-only while the VM is paused); the SQLite
+ * writes stay on the caller's. (Looking each one up first to spare
  * compressing chunks stored elsewhere does not pay: in measured saves of a
  * Linux guest under 0.3% of the changed chunks were.) */
 enum { DC_DATA, DC_ZERO };
 
+#define ENCODE_BATCH 1024   /* chunks compressed before they are stored */
+
 struct dirty_scan {
+	struct store *s;
 	const uint8_t *ram;
 	uint64_t size, chunk;
 	const uint64_t *idx;         /* dirty chunk indices */
 	struct store_hash *h;        /* their hashes */
 	uint8_t *what;               /* DC_* */
 	size_t n;
+	/* the current pass: hashing all n, or encoding blobs[0..nb) */
+	bool encode;
+	size_t *todo;                /* positions in idx of the blobs */
+	struct store_blob *blobs;
+	int *blob_rc;
+	size_t nb;
 	_Atomic size_t next;
 };
 
@@ -51,35 +61,67 @@ static bool chunk_is_zero(const uint8_t *p, size_t n)
 	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
 }
 
-static void *hash_worker(void *arg)
+static size_t chunk_len(const struct dirty_scan *d, uint64_t c)
+{
+	uint64_t off = c * d->chunk;
+	return d->size - off < d->chunk ? (size_t)(d->size - off) : (size_t)d->chunk;
+}
+
+static void *scan_worker(void *arg)
 {
 	struct dirty_scan *d = arg;
+	size_t n = d->encode ? d->nb : d->n;
 	for (;;) {
 		size_t i = atomic_fetch_add(&d->next, 16);
-		for (size_t k = i; k < i + 16 && k < d->n; k++) {
-			uint64_t off = d->idx[k] * d->chunk;
-			size_t len = d->size - off < d->chunk ? (size_t)(d->size - off) : (size_t)d->chunk;
-			if (chunk_is_zero(d->ram + off, len)) {
+		for (size_t k = i; k < i + 16 && k < n; k++) {
+			if (d->encode) {
+				size_t j = d->todo[k];
+				uint64_t c = d->idx[j];
+				d->blob_rc[k] = store_blob_encode(d->s, d->ram + c * d->chunk,
+								  chunk_len(d, c), &d->h[j], &d->blobs[k]);
+				continue;
+			}
+			const uint8_t *p = d->ram + d->idx[k] * d->chunk;
+			size_t len = chunk_len(d, d->idx[k]);
+			if (chunk_is_zero(p, len)) {
 				d->what[k] = DC_ZERO;
 			} else {
 				d->what[k] = DC_DATA;
-				store_hash_buf(d->ram + off, len, &d->h[k]);
+				store_hash_buf(p, len, &d->h[k]);
 			}
 		}
-		if (i + 16 >= d->n)
+		if (i + 16 >= n)
 			return NULL;
 	}
 }
 
-/* Fills d->h and d->what for every dirty chunk: the calling thread and one
- * helper (the save runs with the VM paused: there is nothing else to do). */
-static void hash_dirty(struct dirty_scan *d)
+/* One pass over the dirty chunks (hashing) or the batch (encoding), by the
+ * calling thread and one helper: the VM is paused, nothing else runs. */
+static void scan_pass(struct dirty_scan *d, bool encode)
 {
+	d->encode = encode;
+	atomic_store(&d->next, 0);
 	pthread_t th;
-	bool helper = d->n >= 32 && pthread_create(&th, NULL, hash_worker, d) == 0;
-	hash_worker(d);
+	bool helper = (encode ? d->nb : d->n) >= 32 && pthread_create(&th, NULL, scan_worker, d) == 0;
+	scan_worker(d);
 	if (helper)
 		pthread_join(th, NULL);
+}
+
+/* Encodes the batch on two threads and stores it in order. */
+static int store_batch(struct dirty_scan *d, struct store_tree_builder *b)
+{
+	scan_pass(d, true);
+	int rc = 0;
+	for (size_t k = 0; k < d->nb; k++) {
+		if (rc == 0)
+			rc = d->blob_rc[k];
+		if (rc == 0)
+			rc = store_tree_builder_set_blob(b, d->idx[d->todo[k]], &d->blobs[k]);
+		store_blob_release(&d->blobs[k]);
+	}
+	d->nb = 0;
+	return rc;
 }
 
 int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store_hash *base,
@@ -88,7 +130,7 @@ int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store
 	uint64_t size = gmem_size(m), chunk = store_chunk_size(s);
 	uint64_t pages_per_chunk = chunk / GMEM_PAGE, npages = size / GMEM_PAGE;
 	uint64_t nchunks = (size + chunk - 1) / chunk;
-	struct dirty_scan d = { .ram = gmem_base(m), .size = size, .chunk = chunk };
+	struct dirty_scan d = { .s = s, .ram = gmem_base(m), .size = size, .chunk = chunk };
 	uint64_t *idx = malloc(nchunks * sizeof(*idx));
 	if (!idx)
 		return -ENOMEM;
@@ -106,21 +148,25 @@ int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store
 	}
 	struct store_tree *bt = NULL;
 	struct store_tree_builder *b = NULL;
+	size_t *todo = malloc(ENCODE_BATCH * sizeof(*todo));
 	d.idx = idx;
+	d.todo = todo;
 	d.h = malloc((d.n ? d.n : 1) * sizeof(*d.h));
 	d.what = malloc(d.n ? d.n : 1);
-	int rc = d.h && d.what ? 0 : -ENOMEM;
+	d.blobs = calloc(ENCODE_BATCH, sizeof(*d.blobs));
+	d.blob_rc = calloc(ENCODE_BATCH, sizeof(*d.blob_rc));
+	int rc = d.h && d.what && todo && d.blobs && d.blob_rc ? 0 : -ENOMEM;
 	/* The builder checks that base has this RAM's size and chunk size. */
 	if (rc == 0)
 		rc = store_tree_builder_new(s, size, base, &b);
 	if (rc == 0)
 		rc = store_tree_open(s, base, &bt);
 	if (rc == 0)
-		hash_dirty(&d);
+		scan_pass(&d, false);
 	struct ckpt_mem_stats st = { 0 };
 	static const struct store_hash zero;
 	for (size_t i = 0; i < d.n && rc == 0; i++) {
-		uint64_t c = idx[i], len = size - c * chunk < chunk ? size - c * chunk : chunk;
+		uint64_t c = idx[i];
 		const struct store_hash *h = d.what[i] == DC_ZERO ? &zero : &d.h[i];
 		struct store_hash old;
 		if ((rc = store_tree_chunk_hash(bt, c, &old)) < 0)
@@ -129,19 +175,27 @@ int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store
 			st.chunks_unchanged++;
 			continue;
 		}
-		if (d.what[i] == DC_ZERO)
-			rc = store_tree_builder_set_hash(b, c, h);
-		else
-			rc = store_tree_builder_set(b, c, d.ram + c * chunk, len);
 		st.chunks_written++;
-		st.bytes_written += len;
+		st.bytes_written += chunk_len(&d, c);
+		if (d.what[i] == DC_ZERO) {
+			rc = store_tree_builder_set_hash(b, c, h);
+			continue;
+		}
+		d.todo[d.nb++] = i;
+		if (d.nb == ENCODE_BATCH)
+			rc = store_batch(&d, b);
 	}
+	if (rc == 0 && d.nb)
+		rc = store_batch(&d, b);
 	if (rc == 0)
 		rc = store_tree_builder_finish(b, ret);
 	store_tree_builder_free(b);
 	store_tree_free(bt);
 	free(d.h);
 	free(d.what);
+	free(d.blobs);
+	free(d.blob_rc);
+	free(todo);
 	free(idx);
 	if (rc == 0 && stats)
 		*stats = st;

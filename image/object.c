@@ -149,7 +149,7 @@ int store_has(struct store *s, const struct store_hash *h)
 	return r;
 }
 
-static int put_encoded(struct store *s, const struct store_hash *h, enum store_kind kind,
+int store_put_encoded(struct store *s, const struct store_hash *h, enum store_kind kind,
 		       uint64_t size, enum store_codec codec, const void *stored,
 		       size_t stored_len)
 {
@@ -166,6 +166,21 @@ static int put_encoded(struct store *s, const struct store_hash *h, enum store_k
 		return r;
 	}
 	return store_txn_commit(s);
+}
+
+int store_blob_encode(struct store *s, const void *data, size_t len, const struct store_hash *h,
+		      struct store_blob *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->h = *h;
+	ret->size = len;
+	return store_encode(s, data, len, &ret->stored, &ret->stored_len, &ret->codec, &ret->buf);
+}
+
+void store_blob_release(struct store_blob *b)
+{
+	free(b->buf);
+	b->buf = NULL;
 }
 
 int store_put(struct store *s, enum store_kind kind, const void *data, size_t len,
@@ -189,7 +204,7 @@ int store_put(struct store *s, enum store_kind kind, const void *data, size_t le
 	r = store_encode(s, data, len, &stored, &stored_len, &codec, &buf);
 	if (r)
 		return r;
-	r = put_encoded(s, &h, kind, len, codec, stored, stored_len);
+	r = store_put_encoded(s, &h, kind, len, codec, stored, stored_len);
 	free(buf);
 	if (!r && ret)
 		*ret = h;
@@ -344,7 +359,7 @@ int store_put_raw(struct store *s, const struct store_hash *h, const struct stor
 	free(plain);
 	if (r)
 		return r;
-	return put_encoded(s, h, in->kind, in->size, in->codec, raw->data, in->stored_size);
+	return store_put_encoded(s, h, in->kind, in->size, in->codec, raw->data, in->stored_size);
 }
 
 int store_resolve_prefix(struct store *s, const char *prefix, struct store_hash *ret)

@@ -77,6 +77,12 @@ int store_init(const char *path, const struct store_init_opts *opts);
  * database is not a roam store), -EPROTONOSUPPORT (made by a newer roam). */
 int store_open(const char *path, unsigned flags, struct store **ret);
 void store_free(struct store *s);
+/* Gives SQLite's page cache a pool of memory touched now, for a process
+ * whose later writes are timed (the VM process: every save inserts into
+ * fresh cache pages, and first touches of memory cost ~14 us a page on
+ * hosts with shadow paging, half of a small save). Call before the first
+ * store_open of the process; -EALREADY after it. */
+int store_warm_page_cache(void);
 /* How long a writer waits for another process's write lock before failing
  * with -EBUSY (default 30000 ms; the CLI reads $ROAM_LOCK_TIMEOUT seconds). */
 void store_set_lock_timeout(struct store *s, int ms);
@@ -183,6 +189,24 @@ int store_tree_builder_new(struct store *s, uint64_t size, const struct store_ha
 int store_tree_builder_set(struct store_tree_builder *b, uint64_t index, const void *data,
 			   size_t len);
 /* Sets chunk index to an existing blob (or the zero hash). */
+/* A chunk encoded away from the writing thread (store_blob_encode is safe
+ * on any thread), then stored by store_tree_builder_set_blob: lets a caller
+ * compress on several threads and keep the SQLite writes on one. h must be
+ * the data's hash (store_hash_buf); stored may point into data, which must
+ * stay unchanged until the blob is stored. */
+struct store_blob {
+	struct store_hash h;
+	size_t size;
+	enum store_codec codec;
+	const void *stored;
+	size_t stored_len;
+	void *buf;              /* owned by the blob: the compressed bytes */
+};
+int store_blob_encode(struct store *s, const void *data, size_t len, const struct store_hash *h,
+		      struct store_blob *ret);
+void store_blob_release(struct store_blob *b);
+int store_tree_builder_set_blob(struct store_tree_builder *b, uint64_t index,
+				const struct store_blob *blob);
 int store_tree_builder_set_hash(struct store_tree_builder *b, uint64_t index,
 				const struct store_hash *h);
 /* Stores the tree nodes; *ret = root hash. The builder is spent afterwards. */

@@ -96,6 +96,7 @@
 #define STORE_APP_ID 0x524f414d
 #define STORE_SCHEMA_VERSION 1
 #define STORE_PAGE_SIZE 65536
+#define STORE_CACHE_PAGES ((16 << 20) / STORE_PAGE_SIZE)   /* cache_size=-16384 */
 
 #define TREE_MAGIC "RTRE"
 #define TREE_VERSION 1
@@ -167,6 +168,10 @@ int store_decode_into(struct store *s, const struct store_hash *h, enum store_co
 int store_pin_locked(struct store *s, const struct store_hash *h);
 /* Encodes data for storage: compressed when that pays, else raw.
  * *ret_buf is malloc'd only when compressed (else it points at data). */
+/* Stores an object already hashed and encoded (in its own transaction,
+ * nested in the caller's) and pins it. */
+int store_put_encoded(struct store *s, const struct store_hash *h, enum store_kind kind,
+		      uint64_t size, enum store_codec codec, const void *stored, size_t stored_len);
 int store_encode(struct store *s, const void *data, size_t len, const void **ret_stored,
 		 size_t *ret_len, enum store_codec *ret_codec, void **ret_buf);
 /* Checks that every object referenced by (kind, data) exists. */

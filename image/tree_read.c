@@ -336,6 +336,22 @@ static bool all_zero(const void *p, size_t n)
 	return n == 0 || (b[0] == 0 && !memcmp(b, b + 1, n - 1));
 }
 
+/* Opens the builder's write transaction, or commits it every 256 blobs. */
+static int blob_txn(struct store_tree_builder *b, bool after)
+{
+	int r = 0;
+	if (!after && !b->in_txn) {
+		if ((r = store_txn_begin(b->s)))
+			return r;
+		b->in_txn = true;
+		b->puts = 0;
+	} else if (after && ++b->puts >= 256) {
+		b->in_txn = false;
+		r = store_txn_commit(b->s);
+	}
+	return r;
+}
+
 int store_tree_builder_set(struct store_tree_builder *b, uint64_t index, const void *data,
 			   size_t len)
 {
@@ -344,23 +360,30 @@ int store_tree_builder_set(struct store_tree_builder *b, uint64_t index, const v
 				 (unsigned long long)index, len);
 	struct store_hash h = { { 0 } };
 	if (!all_zero(data, len)) {
-		if (!b->in_txn) {
-			int r = store_txn_begin(b->s);
-			if (r)
-				return r;
-			b->in_txn = true;
-			b->puts = 0;
-		}
-		int r = store_put(b->s, STORE_BLOB, data, len, &h);
+		int r = blob_txn(b, false);
+		if (!r)
+			r = store_put(b->s, STORE_BLOB, data, len, &h);
+		if (!r)
+			r = blob_txn(b, true);
 		if (r)
 			return r;
-		if (++b->puts >= 256) {
-			b->in_txn = false;
-			if ((r = store_txn_commit(b->s)))
-				return r;
-		}
 	}
 	return add_change(b, index, &h);
+}
+
+int store_tree_builder_set_blob(struct store_tree_builder *b, uint64_t index,
+				const struct store_blob *blob)
+{
+	if (index >= b->nchunks || blob->size != chunk_len(b, index))
+		return store_err(EINVAL, "chunk %llu: wrong index or length %zu",
+				 (unsigned long long)index, blob->size);
+	int r = blob_txn(b, false);
+	if (!r)
+		r = store_put_encoded(b->s, &blob->h, STORE_BLOB, blob->size, blob->codec,
+				      blob->stored, blob->stored_len);
+	if (!r)
+		r = blob_txn(b, true);
+	return r ? r : add_change(b, index, &blob->h);
 }
 
 int store_tree_builder_set_hash(struct store_tree_builder *b, uint64_t index,

@@ -203,6 +203,24 @@ static void check_tree(struct store *s, const struct store_hash *root, const uin
 	store_tree_free(t);
 }
 
+struct blob_job {
+	struct store *s;
+	uint8_t data[2][4096];
+	struct store_blob blob[2];
+	int rc[2];
+};
+
+static void *encode_blobs(void *arg)
+{
+	struct blob_job *j = arg;
+	for (int i = 0; i < 2; i++) {
+		struct store_hash h;
+		store_hash_buf(j->data[i], sizeof(j->data[i]), &h);
+		j->rc[i] = store_blob_encode(j->s, j->data[i], sizeof(j->data[i]), &h, &j->blob[i]);
+	}
+	return NULL;
+}
+
 static void test_tree_builder(void)
 {
 	char path[256];
@@ -251,6 +269,30 @@ static void test_tree_builder(void)
 	CHECK(!store_tree_builder_finish(b, &root3));
 	store_tree_builder_free(b);
 	check_tree(s, &root3, img, size);
+	/* The same changes as blobs encoded on another thread: the same tree;
+	 * one compressible (zstd), one random (stored raw). */
+	struct blob_job bj = { .s = s };
+	memcpy(bj.data[0], img + 700 * 4096, 4096);
+	memset(bj.data[1], 'x', 4096);
+	pthread_t th;
+	CHECK(!pthread_create(&th, NULL, encode_blobs, &bj) && !pthread_join(th, NULL));
+	CHECK(!bj.rc[0] && !bj.rc[1]);
+	CHECK_EQ(bj.blob[0].codec, STORE_CODEC_RAW);
+	CHECK(bj.blob[1].codec == STORE_CODEC_ZSTD && bj.blob[1].stored_len < 4096);
+	CHECK(!store_tree_builder_new(s, size, &root, &b));
+	CHECK(!store_tree_builder_set_blob(b, 700, &bj.blob[0]));
+	CHECK(!store_tree_builder_set_blob(b, 4, &bj.blob[1]));
+	bj.blob[1].size = 100;
+	CHECK_EQ(store_tree_builder_set_blob(b, 5, &bj.blob[1]), -EINVAL);
+	CHECK(!store_tree_builder_set(b, 3, chunk, 4096));
+	CHECK(!store_tree_builder_set_hash(b, 1, &zero));
+	memset(img + 4 * 4096, 'x', 4096);
+	struct store_hash root4;
+	CHECK(!store_tree_builder_finish(b, &root4));
+	store_tree_builder_free(b);
+	check_tree(s, &root4, img, size);
+	store_blob_release(&bj.blob[0]);
+	store_blob_release(&bj.blob[1]);
 	/* No changes over a base: the base itself. */
 	CHECK(!store_tree_builder_new(s, size, &root3, &b));
 	CHECK(!store_tree_builder_finish(b, &root2) && store_hash_eq(&root2, &root3));
