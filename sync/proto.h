@@ -59,7 +59,7 @@
  * SYNC_TXN_OBJS objects / SYNC_TXN_BYTES bytes, so an interrupted push keeps
  * what arrived and the next HAVE walk skips it.
  *
- * Versions: the client offers min..max (1..2), the server answers the
+ * Versions: the client offers min..max (1..3), the server answers the
  * highest it speaks within that range. Version 1 moves objects exactly as
  * stored in OBJ frames. Version 2 ("wire codec") moves them in ZDATA
  * frames: each side that sends objects keeps one zstd stream (level chosen
@@ -80,7 +80,12 @@
  * kept), decodes with hard limits and re-hashes as always. On a push the
  * client learns the far head from REFS; on a pull it names its own head in
  * PLAN. A push also skips HAVE for every object the far head reaches
- * (the far store holds them by the store's invariants).
+ * (the far store holds them by the store's invariants). Version 3 adds
+ * deltas against several blobs (wire.h, form 2): when the new commit has
+ * new memory, the sender indexes the 4 KiB pages of every blob the far
+ * side's commit reaches, and a memory chunk whose pages sit in such blobs
+ * (a file the guest read is in its page cache and on its disk; pages the
+ * guest moved) goes as a delta against them and its old self.
  *
  * Pull: HELLO, LIST, then GET batches walking the server's commits and
  * tree nodes top down (skipping what the client has), GET of the missing
@@ -94,7 +99,7 @@
 #include "image/store.h"
 
 #define SYNC_MAGIC "ROAMSYNC"
-#define SYNC_VERSION 2         /* highest version spoken */
+#define SYNC_VERSION 3         /* highest version spoken */
 #define SYNC_VERSION_MIN 1
 #define SYNC_HDR 8
 #define SYNC_FRAME_MAX (4u << 20)

@@ -144,18 +144,19 @@ static int feed(struct sync_wenc *e, const void *p, size_t n, ZSTD_EndDirective 
 	return mode == ZSTD_e_continue ? 0 : emit(e);
 }
 
-static int put_record(struct sync_wenc *e, enum store_kind kind, int form, const void *body,
-		      size_t len, const struct store_hash *base)
+/* A record: full (n == 0), form 1 (one base) or form 2 (several). */
+static int put_record(struct sync_wenc *e, enum store_kind kind, const void *body, size_t len,
+		      const struct store_hash *bases, unsigned n)
 {
-	if (len > SYNC_OBJ_MAX)
+	if (len > SYNC_OBJ_MAX || n > SYNC_WIRE_BASES_MAX)
 		return -E2BIG;
-	uint8_t h[SYNC_WIRE_DELTA_HDR] = { (uint8_t)kind, (uint8_t)form, (uint8_t)len,
+	uint8_t h[SYNC_WIRE_HDR_MAX] = { (uint8_t)kind, (uint8_t)(n > 1 ? 2 : n), (uint8_t)len,
 		(uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24) };
 	size_t hl = SYNC_WIRE_REC_HDR;
-	if (base) {
-		memcpy(h + SYNC_WIRE_REC_HDR, base->b, STORE_HASH_LEN);
-		hl = SYNC_WIRE_DELTA_HDR;
-	}
+	if (n > 1)
+		h[hl++] = (uint8_t)n;
+	for (unsigned i = 0; i < n; i++, hl += STORE_HASH_LEN)
+		memcpy(h + hl, bases[i].b, STORE_HASH_LEN);
 	e->started = true;
 	int rc = feed(e, h, hl, ZSTD_e_continue);
 	if (!rc)
@@ -167,13 +168,22 @@ static int put_record(struct sync_wenc *e, enum store_kind kind, int form, const
 
 int sync_wenc_obj(struct sync_wenc *e, enum store_kind kind, const void *data, size_t len)
 {
-	return put_record(e, kind, 0, data, len, NULL);
+	return put_record(e, kind, data, len, NULL, 0);
 }
 
 int sync_wenc_obj_basis(struct sync_wenc *e, enum store_kind kind, const void *data, size_t len,
 			const struct store_hash *base_hash, const void *base, size_t base_len)
 {
-	if (len > SYNC_OBJ_MAX || base_len > SYNC_OBJ_MAX || kind == STORE_COMMIT || !len)
+	return sync_wenc_obj_bases(e, kind, data, len, base_hash, 1, base, base_len);
+}
+
+int sync_wenc_obj_bases(struct sync_wenc *e, enum store_kind kind, const void *data, size_t len,
+			const struct store_hash *bases, unsigned nb, const void *base,
+			size_t base_len)
+{
+	if (len > SYNC_OBJ_MAX || base_len > (nb > 1 ? SYNC_WIRE_BASES_BYTES : SYNC_OBJ_MAX) ||
+	    kind == STORE_COMMIT || !len || !nb || nb > SYNC_WIRE_BASES_MAX ||
+	    (nb > 1 && kind != STORE_BLOB))
 		return sync_wenc_obj(e, kind, data, len) < 0 ? -EIO : 0;
 	size_t cap = ZSTD_compressBound(len);
 	if (cap > e->tmp_cap) {
@@ -202,8 +212,8 @@ int sync_wenc_obj_basis(struct sync_wenc *e, enum store_kind kind, const void *d
 	size_t d = ZSTD_isError(r) ? r : ZSTD_compress2(e->one, e->tmp, cap, data, len);
 	ZSTD_CCtx_reset(e->one, ZSTD_reset_session_and_parameters);
 	if (ZSTD_isError(plain) || ZSTD_isError(d) || d * 10 >= plain * 6)
-		return put_record(e, kind, 0, data, len, NULL);
-	int rc = put_record(e, kind, 1, e->tmp, d, base_hash);
+		return put_record(e, kind, data, len, NULL, 0);
+	int rc = put_record(e, kind, e->tmp, d, bases, nb);
 	e->st.deltas++;
 	return rc < 0 ? rc : 1;
 }
@@ -252,7 +262,7 @@ struct sync_wdec {
 	uint8_t *obuf;               /* decompressed, not yet consumed */
 	size_t o_len, o_pos;
 	bool more;                   /* the last call filled obuf: zstd may hold more */
-	uint8_t hdr[SYNC_WIRE_DELTA_HDR];
+	uint8_t hdr[SYNC_WIRE_HDR_MAX];
 	size_t hdr_got, hdr_need;
 	uint8_t *body;
 	size_t body_len, body_got, body_cap;
@@ -313,7 +323,7 @@ static int start_body(struct sync_wdec *d)
 {
 	const uint8_t *h = d->hdr;
 	size_t len = (size_t)h[2] | (size_t)h[3] << 8 | (size_t)h[4] << 16 | (size_t)h[5] << 24;
-	if (h[0] < STORE_BLOB || h[0] > STORE_COMMIT || h[1] > 1)
+	if (h[0] < STORE_BLOB || h[0] > STORE_COMMIT || h[1] > 2 || (h[1] == 2 && h[0] != STORE_BLOB))
 		return bad(d, "the wire stream holds a malformed record (kind/form %llu)",
 			   (unsigned long long)(h[0] | h[1] << 8));
 	if (len > SYNC_OBJ_MAX)
@@ -323,6 +333,18 @@ static int start_body(struct sync_wdec *d)
 		return bad(d, "the wire stream holds a delta for a commit%llu", 0);
 	if (h[1] == 1 && d->hdr_need == SYNC_WIRE_REC_HDR) {
 		d->hdr_need = SYNC_WIRE_DELTA_HDR;
+		return 0;
+	}
+	if (h[1] == 2 && d->hdr_need == SYNC_WIRE_REC_HDR) {
+		d->hdr_need = SYNC_WIRE_REC_HDR + 1;   /* the count of bases */
+		return 0;
+	}
+	if (h[1] == 2 && d->hdr_need == SYNC_WIRE_REC_HDR + 1) {
+		unsigned n = h[SYNC_WIRE_REC_HDR];
+		if (n < 2 || n > SYNC_WIRE_BASES_MAX)
+			return bad(d, "the wire stream holds a delta with %llu bases: refused",
+				   (unsigned long long)n);
+		d->hdr_need = SYNC_WIRE_REC_HDR + 1 + n * STORE_HASH_LEN;
 		return 0;
 	}
 	if (len > d->body_cap) {
@@ -356,9 +378,11 @@ int sync_wdec_next(struct sync_wdec *d, struct sync_wrec *rec)
 				if (d->body_got < d->body_len)
 					continue;
 				rec->kind = (enum store_kind)d->hdr[0];
-				rec->delta = d->hdr[1] == 1;
-				if (rec->delta)
-					memcpy(rec->base.b, d->hdr + SYNC_WIRE_REC_HDR, STORE_HASH_LEN);
+				rec->delta = d->hdr[1] != 0;
+				rec->nbases = d->hdr[1] == 2 ? d->hdr[SYNC_WIRE_REC_HDR] : d->hdr[1];
+				const uint8_t *bh = d->hdr + SYNC_WIRE_REC_HDR + (d->hdr[1] == 2);
+				for (unsigned i = 0; i < rec->nbases; i++)
+					memcpy(rec->base[i].b, bh + i * STORE_HASH_LEN, STORE_HASH_LEN);
 				rec->body = d->body ? d->body : (const uint8_t *)"";
 				rec->len = d->body_len;
 				d->in_body = false;

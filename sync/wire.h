@@ -10,11 +10,18 @@
  *   0    1    kind (enum store_kind)
  *   1    1    form: 0 full (the body is the object), 1 delta (the body is
  *             one zstd frame with its content size, to be decoded with the
- *             base object's raw content as prefix)
+ *             base object's raw content as prefix), 2 (version 3) delta
+ *             against several blobs (the prefix is their raw contents one
+ *             after the other)
  *   2    4    body length N <= SYNC_OBJ_MAX (and, for a delta, the frame's
  *             content size <= SYNC_OBJ_MAX)
- *   6    32   base hash (delta only; the base's kind equals kind, which is
- *             blob, tree or state)
+ *   form 1:
+ *   6    32   base hash (the base's kind equals kind, which is blob, tree
+ *             or state)
+ *   form 2 (kind is blob):
+ *   6    1    n, 1..SYNC_WIRE_BASES_MAX
+ *   7    32n  the base blobs' hashes (their sizes add up to at most
+ *             SYNC_WIRE_BASES_BYTES)
  *   ..   N    body
  *
  * Records carry no hash: the receiver hashes what it decodes (a puller
@@ -32,6 +39,9 @@
 #define SYNC_WIRE_FRAME (1u << 20)       /* ZDATA payload bytes at most (sender) */
 #define SYNC_WIRE_REC_HDR 6
 #define SYNC_WIRE_DELTA_HDR (SYNC_WIRE_REC_HDR + STORE_HASH_LEN)
+#define SYNC_WIRE_BASES_MAX 8            /* bases of a form 2 delta */
+#define SYNC_WIRE_BASES_BYTES (4u << 20) /* their raw sizes together, at most */
+#define SYNC_WIRE_HDR_MAX (SYNC_WIRE_REC_HDR + 1 + SYNC_WIRE_BASES_MAX * STORE_HASH_LEN)
 #define SYNC_WIRE_DELTA_LEVEL_MAX 7      /* delta frames: level min(wire, this) */
 #define SYNC_WIRE_LDM_LEVEL 6            /* long distance matching from this level;
 					    below it a compression worker thread */
@@ -69,6 +79,11 @@ int sync_wenc_obj(struct sync_wenc *e, enum store_kind kind, const void *data, s
  * 0 (full) or -errno. */
 int sync_wenc_obj_basis(struct sync_wenc *e, enum store_kind kind, const void *data, size_t len,
 			const struct store_hash *base_hash, const void *base, size_t base_len);
+/* The same against n bases (a form 2 record when n > 1: version 3 peers
+ * only); prefix is their raw contents one after the other. */
+int sync_wenc_obj_bases(struct sync_wenc *e, enum store_kind kind, const void *data, size_t len,
+			const struct store_hash *bases, unsigned n, const void *prefix,
+			size_t prefix_len);
 /* Flushes everything appended so far into ZDATA frames (the stream goes
  * on). Call at batch ends and before any frame that must follow the
  * records. */
@@ -80,7 +95,8 @@ void sync_wenc_stats(const struct sync_wenc *e, struct sync_wire_stats *ret);
 struct sync_wrec {
 	enum store_kind kind;
 	bool delta;
-	struct store_hash base;      /* delta only */
+	unsigned nbases;             /* delta only: 1 (form 1) or more (form 2) */
+	struct store_hash base[SYNC_WIRE_BASES_MAX];
 	const uint8_t *body;         /* valid until the next sync_wdec call */
 	size_t len;
 };
@@ -97,7 +113,8 @@ int sync_wdec_next(struct sync_wdec *d, struct sync_wrec *rec);
 /* True when no record is partly received (the sender flushed here). */
 bool sync_wdec_idle(const struct sync_wdec *d);
 const char *sync_wdec_error(const struct sync_wdec *d);
-/* Decodes a delta body against base into a malloc'd buffer (*ret, *ret_len
+/* Decodes a delta body against base (the bases' raw contents one after
+ * the other) into a malloc'd buffer (*ret, *ret_len
  * <= SYNC_OBJ_MAX). -EBADMSG if the frame is malformed or does not decode
  * exactly. */
 int sync_wdec_undelta(struct sync_wdec *d, const void *base, size_t base_len,

@@ -1,8 +1,9 @@
 /* Objects over the wire codec with a store on each end (xfer.h): basis maps
  * built by walking two commits' trees side by side (only where they
- * differ), sending one object, and resolving one received record. Tree
- * nodes are read here from their documented encoding (image/store_int.h)
- * only far enough to pair children by position. */
+ * differ), page indexes of the blobs the receiver has, sending one object,
+ * and resolving one received record. Tree nodes are read here from their
+ * documented encoding (image/store_int.h) only far enough to pair children
+ * by position and list a tree's blobs. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +14,22 @@
 
 struct bpair { struct store_hash h, base; };
 
+/* 4 KiB pages of the receiver's blobs: a 64-bit key of each page's content
+ * -> the blob (open addressing; keys only pick candidates, zstd finds the
+ * actual matches, so a collision costs nothing but a useless base). */
+struct page_index {
+	uint64_t *key;               /* 0: empty slot */
+	uint32_t *blob;
+	size_t mask, used;
+	struct store_hash *blobs;
+	size_t nblobs;
+};
+
 struct sync_bmap {
 	struct bpair *v;
 	size_t n, cap;
 	bool sorted;
+	struct page_index *pages;
 };
 
 int sync_bmap_new(struct sync_bmap **ret)
@@ -29,6 +42,12 @@ void sync_bmap_free(struct sync_bmap *m)
 {
 	if (!m)
 		return;
+	if (m->pages) {
+		free(m->pages->key);
+		free(m->pages->blob);
+		free(m->pages->blobs);
+		free(m->pages);
+	}
 	free(m->v);
 	free(m);
 }
@@ -160,6 +179,239 @@ int sync_bmap_add_commits(struct sync_bmap *m, struct store *s, const struct sto
 	return rc;
 }
 
+/* ---- page index ---- */
+
+#define PAGE 4096u
+
+static uint64_t page_key(const uint8_t *p)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull, a, b;
+	for (size_t i = 0; i < PAGE; i += 16) {
+		memcpy(&a, p + i, 8);
+		memcpy(&b, p + i + 8, 8);
+		h = (h ^ a) * 0xff51afd7ed558ccdull + (b ^ (h >> 29));
+		h ^= h >> 32;
+	}
+	return h | 1;   /* never 0, the empty slot */
+}
+
+static bool page_zero(const uint8_t *p)
+{
+	return p[0] == 0 && !memcmp(p, p + 1, PAGE - 1);
+}
+
+static int hash_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, STORE_HASH_LEN);
+}
+
+/* Appends the blobs (level-0 children) under tree node h to *v. */
+static int tree_blobs(struct store *s, const struct store_hash *h, int depth,
+		      struct store_hash **v, size_t *n, size_t *cap)
+{
+	if (store_hash_is_zero(h) || depth > 16)
+		return 0;
+	struct node nd;
+	int rc = load_node(s, h, &nd);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < nd.count && rc == 0; i++) {
+		struct store_hash c;
+		memcpy(c.b, nd.data + 24 + (size_t)i * STORE_HASH_LEN, STORE_HASH_LEN);
+		if (store_hash_is_zero(&c))
+			continue;
+		if (nd.data[5] != 0) {
+			rc = tree_blobs(s, &c, depth + 1, v, n, cap);
+			continue;
+		}
+		if (*n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 1024;
+			struct store_hash *nv = realloc(*v, nc * sizeof(*nv));
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			*v = nv;
+			*cap = nc;
+		}
+		(*v)[(*n)++] = c;
+	}
+	free(nd.data);
+	return rc;
+}
+
+/* Adds a page while the table is at most half full. */
+static void index_put(struct page_index *x, uint64_t k, uint32_t blob)
+{
+	if (x->used >= x->mask / 2)
+		return;
+	size_t i = k & x->mask;
+	while (x->key[i] && x->key[i] != k)
+		i = (i + 1) & x->mask;
+	x->used += !x->key[i];
+	x->key[i] = k;
+	x->blob[i] = blob;
+}
+
+static const struct store_hash *index_get(const struct page_index *x, uint64_t k)
+{
+	for (size_t i = k & x->mask; x->key[i]; i = (i + 1) & x->mask)
+		if (x->key[i] == k)
+			return &x->blobs[x->blob[i]];
+	return NULL;
+}
+
+int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct store_hash *newc,
+			  const struct store_hash *oldc)
+{
+	if (m->pages || store_hash_eq(newc, oldc))
+		return 0;
+	struct store_commit *a, *b;
+	int rc = store_commit_get(s, newc, &a);
+	if (rc < 0)
+		return rc;
+	if ((rc = store_commit_get(s, oldc, &b)) < 0) {
+		store_commit_free(a);
+		return rc;
+	}
+	const struct store_commit_root *nm = store_commit_root(a, "memory");
+	const struct store_commit_root *om = store_commit_root(b, "memory");
+	struct store_hash *v = NULL;
+	size_t n = 0, cap = 0;
+	/* Only memory moves pages around: without new memory, nothing to do. */
+	if (nm && nm->kind == STORE_TREE && (!om || !store_hash_eq(&om->hash, &nm->hash)))
+		for (size_t i = 0; rc == 0 && i < b->n_roots; i++)
+			if (b->roots[i].kind == STORE_TREE)
+				rc = tree_blobs(s, &b->roots[i].hash, 0, &v, &n, &cap);
+	store_commit_free(a);
+	store_commit_free(b);
+	if (rc < 0 || n == 0) {
+		free(v);
+		return rc;
+	}
+	qsort(v, n, STORE_HASH_LEN, hash_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!u || memcmp(v[u - 1].b, v[i].b, STORE_HASH_LEN))
+			v[u++] = v[i];
+	struct page_index *x = calloc(1, sizeof(*x));
+	uint64_t chunk = store_chunk_size(s) ? store_chunk_size(s) : PAGE, bytes = 0;
+	uint64_t pages = (u * chunk < SYNC_PAGE_INDEX_BYTES ? u * chunk : SYNC_PAGE_INDEX_BYTES) / PAGE;
+	size_t slots = 1024;
+	while (slots < 2 * pages)
+		slots *= 2;
+	if (x) {
+		x->key = calloc(slots, sizeof(*x->key));
+		x->blob = malloc(slots * sizeof(*x->blob));
+		x->mask = slots - 1;
+		x->blobs = v;
+		x->nblobs = u;
+	}
+	if (!x || !x->key || !x->blob) {
+		if (x) {
+			free(x->key);
+			free(x->blob);
+			free(x);
+		}
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < u && bytes < SYNC_PAGE_INDEX_BYTES; i++) {
+		enum store_kind k;
+		void *data;
+		size_t len;
+		if (store_get(s, &v[i], &k, &data, &len) < 0)
+			continue;   /* an unreadable blob is just not a candidate */
+		bytes += len;
+		for (size_t off = 0; k == STORE_BLOB && off + PAGE <= len; off += PAGE)
+			if (!page_zero((const uint8_t *)data + off))
+				index_put(x, page_key((const uint8_t *)data + off), (uint32_t)i);
+		free(data);
+	}
+	m->pages = x;
+	return 0;
+}
+
+/* The bases for blob data: its base by position (may be NULL) first, then
+ * the receiver's blobs holding the same 4 KiB pages. Returns how many. */
+static unsigned page_bases(const struct sync_bmap *m, const struct store_hash *h,
+			   const uint8_t *data, size_t len, const struct store_hash *pos,
+			   struct store_hash *out)
+{
+	unsigned n = 0;
+	if (pos)
+		out[n++] = *pos;
+	for (size_t off = 0; m && m->pages && off + PAGE <= len && n < SYNC_WIRE_BASES_MAX;
+	     off += PAGE) {
+		if (page_zero(data + off))
+			continue;
+		const struct store_hash *b = index_get(m->pages, page_key(data + off));
+		if (!b || store_hash_eq(b, h))
+			continue;
+		unsigned i = 0;
+		while (i < n && !store_hash_eq(&out[i], b))
+			i++;
+		if (i == n)
+			out[n++] = *b;
+	}
+	return n;
+}
+
+/* Loads bases[0..n) one after the other into one malloc'd prefix; a base
+ * that is missing, of another kind than kind (form 1) or not a blob (form
+ * 2), or over the size limits fails with err set. */
+static int load_bases(struct store *s, enum store_kind kind, const struct store_hash *bases,
+		      unsigned n, void **ret, size_t *ret_len, char *err, size_t errlen)
+{
+	uint8_t *pre = NULL;
+	size_t len = 0;
+	for (unsigned i = 0; i < n; i++) {
+		char hex[STORE_HASH_HEX];
+		store_hash_hex(&bases[i], hex);
+		enum store_kind bk;
+		void *b;
+		size_t bl;
+		int rc = store_get(s, &bases[i], &bk, &b, &bl);
+		if (rc < 0) {
+			if (rc == -ENOENT)
+				snprintf(err, errlen, "a delta names base object %.16s, which this store "
+					 "does not have: refused", hex);
+			else
+				snprintf(err, errlen, "cannot read base object %.16s of a delta: %s", hex,
+					 store_last_error());
+			free(pre);
+			return rc;
+		}
+		if (bk != kind || (n > 1 && bk != STORE_BLOB)) {
+			snprintf(err, errlen, "a delta for a %s names base object %.16s, which is a %s: "
+				 "refused", store_kind_name(kind), hex, store_kind_name(bk));
+			free(b);
+			free(pre);
+			return -EINVAL;
+		}
+		if (len + bl > (n > 1 ? SYNC_WIRE_BASES_BYTES : SYNC_OBJ_MAX)) {
+			snprintf(err, errlen, "the bases of a delta are over %u bytes: refused",
+				 n > 1 ? SYNC_WIRE_BASES_BYTES : SYNC_OBJ_MAX);
+			free(b);
+			free(pre);
+			return -E2BIG;
+		}
+		uint8_t *np = realloc(pre, len + bl + 1);
+		if (!np) {
+			free(b);
+			free(pre);
+			return -ENOMEM;
+		}
+		pre = np;
+		memcpy(pre + len, b, bl);
+		len += bl;
+		free(b);
+	}
+	*ret = pre;
+	*ret_len = len;
+	return 0;
+}
+
 static int send_stored(struct sync_wenc *e, struct sync_io *io, struct store *s,
 		       const struct store_hash *h, uint64_t *size, bool *io_failed, char *err,
 		       size_t errlen)
@@ -205,16 +457,19 @@ int sync_xfer_send(struct sync_wenc *e, struct sync_io *io, struct store *s,
 		snprintf(err, errlen, "%s", store_last_error());
 		return rc;
 	}
+	struct store_hash bases[SYNC_WIRE_BASES_MAX];
 	const struct store_hash *bh = sync_bmap_find(m, h);
+	unsigned nb = kind == STORE_BLOB ? page_bases(m, h, data, len, bh, bases) : bh != NULL;
+	if (nb && kind != STORE_BLOB)
+		bases[0] = *bh;
 	void *base = NULL;
 	size_t base_len = 0;
-	enum store_kind bk;
-	if (bh && (store_get(s, bh, &bk, &base, &base_len) < 0 || bk != kind)) {
-		free(base);
-		base = NULL;
-	}
-	rc = base ? sync_wenc_obj_basis(e, kind, data, len, bh, base, base_len)
-		  : sync_wenc_obj(e, kind, data, len);
+	char why[256];
+	/* a base that cannot be had only costs bytes */
+	if (nb && load_bases(s, kind, bases, nb, &base, &base_len, why, sizeof(why)) < 0)
+		nb = 0;
+	rc = nb ? sync_wenc_obj_bases(e, kind, data, len, bases, nb, base, base_len)
+		: sync_wenc_obj(e, kind, data, len);
 	free(base);
 	free(data);
 	*raw += len;
@@ -240,32 +495,18 @@ int sync_xfer_resolve(struct sync_wdec *d, struct store *s, const struct sync_wr
 			memcpy(out, r->body, r->len);
 		len = r->len;
 	} else {
-		char hex[STORE_HASH_HEX];
-		store_hash_hex(&r->base, hex);
-		enum store_kind bk;
 		void *base;
 		size_t blen;
-		int rc = store_get(s, &r->base, &bk, &base, &blen);
-		if (rc == -ENOENT) {
-			snprintf(err, errlen, "a delta names base object %.16s, which this store does not "
-				 "have: refused", hex);
+		int rc = load_bases(s, r->kind, r->base, r->nbases, &base, &blen, err, errlen);
+		if (rc < 0)
 			return rc;
-		}
-		if (rc < 0) {
-			snprintf(err, errlen, "cannot read base object %.16s of a delta: %s", hex,
-				 store_last_error());
-			return rc;
-		}
-		if (bk != r->kind) {
-			free(base);
-			snprintf(err, errlen, "a delta for a %s names base object %.16s, which is a %s: "
-				 "refused", store_kind_name(r->kind), hex, store_kind_name(bk));
-			return -EINVAL;
-		}
 		rc = sync_wdec_undelta(d, base, blen, r->body, r->len, &out, &len);
 		free(base);
 		if (rc < 0) {
-			snprintf(err, errlen, "%s (base %.16s)", sync_wdec_error(d), hex);
+			char hex[STORE_HASH_HEX];
+			store_hash_hex(&r->base[0], hex);
+			snprintf(err, errlen, "%s (base %.16s%s)", sync_wdec_error(d), hex,
+				 r->nbases > 1 ? " and others" : "");
 			return rc;
 		}
 	}

@@ -44,7 +44,7 @@ $A --json push "$U/r2" vm --wire-level 19 $RR > "$T/i2" 2>"$T/e" && pass wire_in
 	fail wire_incremental_push "$(cat "$T/e")"
 ROAM_SYNC_WIRE=stored $A --json push "$U/r1" vm $RR > "$T/i1" 2>"$T/e" ||
 	fail stored_incremental_push "$(cat "$T/e")"
-grep -q '"protocol":2,"wire_level":19' "$T/i2" && grep -q '"protocol":1,' "$T/i1" &&
+grep -q '"protocol":3,"wire_level":19' "$T/i2" && grep -q '"protocol":1,' "$T/i1" &&
 	pass wire_level_reported || fail wire_level_reported "$(cat "$T/i2" "$T/i1")"
 i2=$(json_field bytes_sent < "$T/i2"); i1=$(json_field bytes_sent < "$T/i1")
 o2=$(json_field objects < "$T/i2"); o1=$(json_field objects < "$T/i1")

@@ -446,6 +446,62 @@ out:
 	free(rnd);
 }
 
+/* A delta against three bases: the object is made of pieces of two of them
+ * at other offsets; the record names all three, in order, and decodes
+ * against their contents one after the other. */
+static void wire_multi_base(void)
+{
+	struct dynbuf m = { 0 };
+	struct sync_io io = { .read = dyn_read, .write = dyn_write, .arg = &m };
+	enum { N = 16 << 10 };
+	uint8_t *pre = malloc(3 * N), *obj = malloc(N);
+	CHECK(pre && obj);
+	if (!pre || !obj)
+		goto out;
+	test_fill_random(pre, 3 * N);
+	memcpy(obj, pre + 2 * N + 4096, 8192);       /* from the third base */
+	memcpy(obj + 8192, pre + 100, 8192);          /* from the first */
+	struct store_hash b[3];
+	for (int i = 0; i < 3; i++)
+		store_hash_buf(pre + i * N, N, &b[i]);
+	struct sync_wenc *e;
+	CHECK_EQ(sync_wenc_new(&io, 3, &e), 0);
+	CHECK_EQ(sync_wenc_obj_bases(e, STORE_BLOB, obj, N, b, 3, pre, 3 * N), 1);
+	/* a tree cannot have several bases: it goes in full */
+	CHECK_EQ(sync_wenc_obj_bases(e, STORE_TREE, obj, N, b, 3, pre, 3 * N), 0);
+	CHECK_EQ(sync_wenc_flush(e), 0);
+	struct sync_wire_stats ws;
+	sync_wenc_stats(e, &ws);
+	CHECK(ws.wire_bytes < N + 2000);              /* random bytes: only the first went small */
+	sync_wenc_free(e);
+	struct sync_wdec *d;
+	CHECK_EQ(sync_wdec_new(&d), 0);
+	struct sync_wrec r;
+	int rc = 0;
+	while ((rc = sync_wdec_next(d, &r)) == 0 && m.off < m.len) {
+		struct sync_frame f;
+		if (sync_frame_read(&io, &f) < 0)
+			break;
+		sync_wdec_input(d, &f);
+	}
+	CHECK_EQ(rc, 1);
+	if (rc == 1) {
+		CHECK(r.delta && r.nbases == 3 && r.len < 200);
+		for (unsigned i = 0; i < 3 && i < r.nbases; i++)
+			CHECK(store_hash_eq(&r.base[i], &b[i]));
+		void *out = NULL;
+		size_t olen = 0;
+		CHECK_EQ(sync_wdec_undelta(d, pre, 3 * N, r.body, r.len, &out, &olen), 0);
+		CHECK(olen == N && out && !memcmp(out, obj, N));
+		free(out);
+	}
+	sync_wdec_free(d);
+out:
+	free(m.p);
+	free(pre);
+	free(obj);
+}
+
 /* A ZDATA payload holding plain bytes (as a zstd frame) fed to a fresh decoder. */
 static int decode_bytes(const void *p, size_t n, int window_log, char *why, size_t whylen)
 {
@@ -508,8 +564,17 @@ static void wire_hostile(void)
 	/* bad kind, bad form, delta for a commit */
 	uint8_t k[SYNC_WIRE_REC_HDR] = { 9, 0, 0, 0, 0, 0 };
 	CHECK_EQ(decode_bytes(k, sizeof(k), 20, why, sizeof(why)), -EBADMSG);
-	uint8_t fm[SYNC_WIRE_REC_HDR] = { STORE_BLOB, 2, 0, 0, 0, 0 };
+	uint8_t fm[SYNC_WIRE_REC_HDR] = { STORE_BLOB, 3, 0, 0, 0, 0 };
 	CHECK_EQ(decode_bytes(fm, sizeof(fm), 20, why, sizeof(why)), -EBADMSG);
+	/* several bases: 1 or more than the limit, or for something not a blob */
+	uint8_t mb[SYNC_WIRE_HDR_MAX + 32] = { STORE_BLOB, 2, 0, 0, 0, 0, 1 };
+	CHECK_EQ(decode_bytes(mb, SYNC_WIRE_HDR_MAX, 20, why, sizeof(why)), -EBADMSG);
+	mb[6] = SYNC_WIRE_BASES_MAX + 1;
+	CHECK_EQ(decode_bytes(mb, sizeof(mb), 20, why, sizeof(why)), -EBADMSG);
+	CHECK(strstr(why, "bases") != NULL);
+	mb[0] = STORE_TREE;
+	mb[6] = 2;
+	CHECK_EQ(decode_bytes(mb, sizeof(mb), 20, why, sizeof(why)), -EBADMSG);
 	uint8_t dc[SYNC_WIRE_DELTA_HDR] = { STORE_COMMIT, 1, 0, 0, 0, 0 };
 	CHECK_EQ(decode_bytes(dc, sizeof(dc), 20, why, sizeof(why)), -EBADMSG);
 	/* a record cut short is not a boundary */
@@ -598,7 +663,7 @@ static void push_pull_deltas(void)
 	if (rc)
 		printf("  push: %s\n", err);
 	CHECK_EQ(rc, 0);
-	CHECK_EQ(st.version, 2);
+	CHECK_EQ(st.version, SYNC_VERSION);
 	CHECK(st.bytes_sent < LEN / 2);               /* compressed on the wire */
 	o.conn.url = url;
 	rc = sync_pull(c, "vm", &o, &st, err, sizeof(err));         /* c: a copy of the old head */
@@ -652,17 +717,23 @@ static void push_pull_deltas(void)
 	/* a delta against a base the receiver lacks is refused, nothing stored */
 	struct sync_wdec *d;
 	CHECK_EQ(sync_wdec_new(&d), 0);
-	struct sync_wrec r = { .kind = STORE_BLOB, .delta = true, .body = data, .len = 100 };
-	memset(r.base.b, 0x42, STORE_HASH_LEN);
+	struct sync_wrec r = { .kind = STORE_BLOB, .delta = true, .nbases = 1, .body = data,
+			       .len = 100 };
+	memset(r.base[0].b, 0x42, STORE_HASH_LEN);
 	void *obj;
 	size_t olen;
 	struct store_hash h;
 	CHECK_EQ(sync_xfer_resolve(d, c, &r, &obj, &olen, &h, err, sizeof(err)), -ENOENT);
 	CHECK(strstr(err, "does not have") != NULL);
 	/* ...and one whose base is of another kind */
-	r.base = c2;
+	r.base[0] = c2;
 	CHECK_EQ(sync_xfer_resolve(d, c, &r, &obj, &olen, &h, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "which is a commit") != NULL);
+	/* ...and one of several bases that is not a blob */
+	r.nbases = 2;
+	r.base[1] = c2;
+	CHECK_EQ(store_put(c, STORE_BLOB, "a blob", 6, &r.base[0]), 0);
+	CHECK_EQ(sync_xfer_resolve(d, c, &r, &obj, &olen, &h, err, sizeof(err)), -EINVAL);
 	sync_wdec_free(d);
 out:
 	free(data);
@@ -678,6 +749,7 @@ int main(void)
 		return 1;
 	TEST(frame_header_limits);
 	TEST(frame_roundtrip);
+	TEST(wire_multi_base);
 	TEST(reader_bounds);
 	TEST(obj_payload);
 	TEST(ref_rules);
