@@ -5,9 +5,12 @@
  * documented encoding (image/store_int.h) only far enough to pair children
  * by position and list a tree's blobs. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "image/commit.h"
 #include "sync/objs.h"
 #include "sync/xfer.h"
@@ -261,6 +264,44 @@ static const struct store_hash *index_get(const struct page_index *x, uint64_t k
 	return NULL;
 }
 
+#define INDEX_THREADS 3   /* helpers, besides the calling thread */
+
+struct index_job {
+	struct store *s;
+	struct page_index *x;
+	const struct store_hash *v;
+	size_t u;
+	_Atomic size_t next;
+	_Atomic uint64_t bytes;
+	pthread_mutex_t lock;         /* x */
+};
+
+static void *index_worker(void *arg)
+{
+	struct index_job *j = arg;
+	uint64_t keys[SYNC_OBJ_MAX / PAGE];
+	for (;;) {
+		size_t i = atomic_fetch_add(&j->next, 1);
+		if (i >= j->u || atomic_load(&j->bytes) >= SYNC_PAGE_INDEX_BYTES)
+			return NULL;
+		enum store_kind k;
+		void *data;
+		size_t len, n = 0;
+		if (store_get(j->s, &j->v[i], &k, &data, &len) < 0)
+			continue;   /* an unreadable blob is just not a candidate */
+		atomic_fetch_add(&j->bytes, len);
+		for (size_t off = 0; k == STORE_BLOB && off + PAGE <= len && n < SYNC_OBJ_MAX / PAGE;
+		     off += PAGE)
+			if (!page_zero((const uint8_t *)data + off))
+				keys[n++] = page_key((const uint8_t *)data + off);
+		free(data);
+		pthread_mutex_lock(&j->lock);
+		for (size_t p = 0; p < n; p++)
+			index_put(j->x, keys[p], (uint32_t)i);
+		pthread_mutex_unlock(&j->lock);
+	}
+}
+
 int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct store_hash *newc,
 			  const struct store_hash *oldc)
 {
@@ -295,7 +336,7 @@ int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct sto
 		if (!u || memcmp(v[u - 1].b, v[i].b, STORE_HASH_LEN))
 			v[u++] = v[i];
 	struct page_index *x = calloc(1, sizeof(*x));
-	uint64_t chunk = store_chunk_size(s) ? store_chunk_size(s) : PAGE, bytes = 0;
+	uint64_t chunk = store_chunk_size(s) ? store_chunk_size(s) : PAGE;
 	uint64_t pages = (u * chunk < SYNC_PAGE_INDEX_BYTES ? u * chunk : SYNC_PAGE_INDEX_BYTES) / PAGE;
 	size_t slots = 1024;
 	while (slots < 2 * pages)
@@ -316,18 +357,18 @@ int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct sto
 		free(v);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < u && bytes < SYNC_PAGE_INDEX_BYTES; i++) {
-		enum store_kind k;
-		void *data;
-		size_t len;
-		if (store_get(s, &v[i], &k, &data, &len) < 0)
-			continue;   /* an unreadable blob is just not a candidate */
-		bytes += len;
-		for (size_t off = 0; k == STORE_BLOB && off + PAGE <= len; off += PAGE)
-			if (!page_zero((const uint8_t *)data + off))
-				index_put(x, page_key((const uint8_t *)data + off), (uint32_t)i);
-		free(data);
-	}
+	struct index_job j = { .s = s, .x = x, .v = v, .u = u };
+	pthread_mutex_init(&j.lock, NULL);
+	/* Reading and decompressing the blobs is the cost: on every CPU. */
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	pthread_t th[INDEX_THREADS];
+	int nth = 0;
+	while (nth < INDEX_THREADS && nth + 1 < ncpu && pthread_create(&th[nth], NULL, index_worker, &j) == 0)
+		nth++;
+	index_worker(&j);
+	while (nth)
+		pthread_join(th[--nth], NULL);
+	pthread_mutex_destroy(&j.lock);
 	m->pages = x;
 	return 0;
 }
