@@ -169,6 +169,8 @@ static void *fetcher_main(void *arg)
 		/* Everything non-zero is in place: RAM is ordinary memory now
 		 * (holes left are zero chunks, as they should read). */
 		unregister(l);
+		/* The page cache this read filled is shared with the VM's saves. */
+		store_release_cache(l->s);
 		atomic_store(&l->done_ns, now_ns() - l->t0);
 	}
 	return NULL;

@@ -571,6 +571,10 @@ static int save_running(struct session *se, enum save_kind kind, const char *tag
 		snprintf(reply, replylen, "error %s", err);
 		return rc;
 	}
+	/* The WAL holds the save: copy it into the database while the guest
+	 * runs (a suspend leaves that to the close, after its reply). */
+	if (store_checkpoint_background(se->s) < 0)
+		notice(se, "cannot start the store's checkpoint thread; its close will copy the WAL");
 	char hex[STORE_HASH_HEX];
 	store_hash_hex(&h, hex);
 	snprintf(reply, replylen, "ok %s", hex);
@@ -792,6 +796,11 @@ int ckpt_vm_run(const char *store_path, const char *name, const struct ckpt_run_
 	if (rc < 0) {
 		snprintf(err, errlen, "%s", store_last_error());
 		return rc;
+	}
+	/* Not inside the pause of a save: save_running and the close copy the
+	 * WAL into the database. */
+	if (store_set_autocheckpoint(se.s, false) < 0) {
+		/* then SQLite copies it in the commits, as any process does */
 	}
 	if ((rc = take_lock(&se, err, errlen)) < 0 || (rc = load_head(&se, err, errlen)) < 0 ||
 	    (rc = take_lease(&se, err, errlen)) < 0 || (rc = build_vm(&se, err, errlen)) < 0 || (rc = start_vm(&se, err, errlen)) < 0 ||

@@ -578,7 +578,8 @@ out_conn:
 		pthread_cond_signal(&im->ckcv);
 		pthread_mutex_unlock(&im->m);
 		pthread_join(ck, NULL);
-		store_exec(s, "PRAGMA wal_autocheckpoint=1000");
+		if (!s->no_autocheckpoint)
+			store_exec(s, "PRAGMA wal_autocheckpoint=1000");
 	}
 	sqlite3_close(im->ckdb);
 	pthread_cond_destroy(&im->ckcv);

@@ -150,8 +150,7 @@ int store_has(struct store *s, const struct store_hash *h)
 }
 
 int store_put_encoded(struct store *s, const struct store_hash *h, enum store_kind kind,
-		       uint64_t size, enum store_codec codec, const void *stored,
-		       size_t stored_len)
+		      uint64_t size, enum store_codec codec, const void *stored, size_t stored_len)
 {
 	int r = store_txn_begin(s);
 	if (r)

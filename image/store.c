@@ -601,6 +601,57 @@ int store_warm_page_cache(void)
 	return 0;   /* the pool lives as long as the process */
 }
 
+void store_release_cache(struct store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	sqlite3_db_release_memory(s->db);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int store_set_autocheckpoint(struct store *s, bool on)
+{
+	pthread_mutex_lock(&s->lock);
+	int rc = exec_simple(s->db, on ? "PRAGMA wal_autocheckpoint=1000" : "PRAGMA wal_autocheckpoint=0");
+	if (rc == SQLITE_OK)
+		s->no_autocheckpoint = !on;
+	int r = rc == SQLITE_OK ? 0 : store_sqlerr(s, rc, "setting the WAL checkpoints");
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static void *checkpoint_main(void *arg)
+{
+	char *path = arg;
+	sqlite3 *db;
+	/* A failure leaves the WAL to the next checkpoint: nothing is lost.
+	 * A read first: a connection that has not read finds no WAL. */
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
+	    SQLITE_OK && exec_simple(db, "PRAGMA schema_version") == SQLITE_OK)
+		sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	sqlite3_close(db);
+	free(path);
+	return NULL;
+}
+
+int store_checkpoint_background(struct store *s)
+{
+	char *path = strdup(s->db_path);
+	pthread_attr_t a;
+	pthread_t th;
+	if (!path || pthread_attr_init(&a)) {
+		free(path);
+		return -ENOMEM;
+	}
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	int rc = pthread_create(&th, &a, checkpoint_main, path);
+	pthread_attr_destroy(&a);
+	if (rc) {
+		free(path);
+		return -rc;
+	}
+	return 0;
+}
+
 void store_set_lock_timeout(struct store *s, int ms)
 {
 	s->lock_timeout_ms = ms < 0 ? 0 : ms;

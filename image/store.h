@@ -83,6 +83,18 @@ void store_free(struct store *s);
  * hosts with shadow paging, half of a small save). Call before the first
  * store_open of the process; -EALREADY after it. */
 int store_warm_page_cache(void);
+/* Gives back what the handle's page cache holds and no statement uses (to
+ * that pool, when it came from there). */
+void store_release_cache(struct store *s);
+/* Turns SQLite's automatic WAL checkpoints of this handle off (or back on,
+ * the default). They run inside a commit once the WAL is over 64 MiB: a
+ * caller that must not stall there (a VM saving its state while paused)
+ * turns them off and calls store_checkpoint_background after its commits
+ * (closing the store copies the rest). */
+int store_set_autocheckpoint(struct store *s, bool on);
+/* Copies what it can of the WAL into the database file on a thread and a
+ * connection of its own, which never wait for writers or readers. */
+int store_checkpoint_background(struct store *s);
 /* How long a writer waits for another process's write lock before failing
  * with -EBUSY (default 30000 ms; the CLI reads $ROAM_LOCK_TIMEOUT seconds). */
 void store_set_lock_timeout(struct store *s, int ms);
@@ -188,7 +200,6 @@ int store_tree_builder_new(struct store *s, uint64_t size, const struct store_ha
  * less for the last chunk). The blob is stored now; data is not kept. */
 int store_tree_builder_set(struct store_tree_builder *b, uint64_t index, const void *data,
 			   size_t len);
-/* Sets chunk index to an existing blob (or the zero hash). */
 /* A chunk encoded away from the writing thread (store_blob_encode is safe
  * on any thread), then stored by store_tree_builder_set_blob: lets a caller
  * compress on several threads and keep the SQLite writes on one. h must be
@@ -207,6 +218,7 @@ int store_blob_encode(struct store *s, const void *data, size_t len, const struc
 void store_blob_release(struct store_blob *b);
 int store_tree_builder_set_blob(struct store_tree_builder *b, uint64_t index,
 				const struct store_blob *blob);
+/* Sets chunk index to an existing blob (or the zero hash). */
 int store_tree_builder_set_hash(struct store_tree_builder *b, uint64_t index,
 				const struct store_hash *h);
 /* Stores the tree nodes; *ret = root hash. The builder is spent afterwards. */

@@ -122,6 +122,7 @@ struct store {
 	uint32_t chunk_size;
 	int level;
 	int lock_timeout_ms;
+	bool no_autocheckpoint;   /* store_set_autocheckpoint(s, false) */
 	int txn_depth;
 	bool txn_failed;            /* an inner failure: the outer commit aborts */
 	int64_t session;            /* 0 until the first write */
@@ -166,12 +167,12 @@ int store_decode_into(struct store *s, const struct store_hash *h, enum store_co
 		      uint64_t size, const void *stored, size_t stored_len, void *out);
 /* Pins h for this session if it exists: 1 pinned, 0 missing. Locked + txn. */
 int store_pin_locked(struct store *s, const struct store_hash *h);
-/* Encodes data for storage: compressed when that pays, else raw.
- * *ret_buf is malloc'd only when compressed (else it points at data). */
 /* Stores an object already hashed and encoded (in its own transaction,
  * nested in the caller's) and pins it. */
 int store_put_encoded(struct store *s, const struct store_hash *h, enum store_kind kind,
 		      uint64_t size, enum store_codec codec, const void *stored, size_t stored_len);
+/* Encodes data for storage: compressed when that pays, else raw.
+ * *ret_buf is malloc'd only when compressed (else it points at data). */
 int store_encode(struct store *s, const void *data, size_t len, const void **ret_stored,
 		 size_t *ret_len, enum store_codec *ret_codec, void **ret_buf);
 /* Checks that every object referenced by (kind, data) exists. */

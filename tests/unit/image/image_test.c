@@ -743,6 +743,50 @@ static void test_bad_databases(void)
 	CHECK_EQ(store_init(path, &(struct store_init_opts){ .level = 30 }), -EINVAL);
 }
 
+static off_t file_size(const char *dir, const char *name)
+{
+	char p[400];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	struct stat sb;
+	return stat(p, &sb) ? -1 : sb.st_size;
+}
+
+/* With SQLite's automatic checkpoints off, a big commit stays in the WAL;
+ * store_checkpoint_background then copies it into the database. */
+static void test_deferred_checkpoint(void)
+{
+	char path[256];
+	struct store *s = new_store(65536, path, sizeof(path));
+	if (!s)
+		return;
+	CHECK_EQ(store_set_autocheckpoint(s, false), 0);
+	enum { N = 65536, COUNT = 1200 };   /* 75 MiB: over the 64 MiB autocheckpoint */
+	uint8_t *buf = malloc(N);
+	CHECK(buf != NULL);
+	CHECK_EQ(store_txn_begin(s), 0);
+	for (int i = 0; buf && i < COUNT; i++) {
+		test_fill_random(buf, N);
+		struct store_hash h;
+		CHECK_EQ(store_put(s, STORE_BLOB, buf, N, &h), 0);
+	}
+	CHECK_EQ(store_txn_commit(s), 0);
+	off_t db0 = file_size(path, "store.db");
+	CHECK(file_size(path, "store.db-wal") > (off_t)COUNT * N);
+	CHECK(db0 < (off_t)COUNT * N / 2);
+	CHECK_EQ(store_checkpoint_background(s), 0);
+	off_t db = db0;
+	for (int k = 0; k < 200 && db < (off_t)COUNT * N; k++) {
+		usleep(50000);
+		db = file_size(path, "store.db");
+	}
+	CHECK(db >= (off_t)COUNT * N);
+	store_release_cache(s);
+	struct store_usage u;
+	CHECK_EQ(store_du(s, &u), 0);
+	free(buf);
+	store_free(s);
+}
+
 static void test_lock_timeout(void)
 {
 	char path[256];
@@ -852,6 +896,7 @@ int main(void)
 	TEST(test_import_export);
 	TEST(test_bad_databases);
 	TEST(test_lock_timeout);
+	TEST(test_deferred_checkpoint);
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	if (system(cmd))
