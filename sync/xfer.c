@@ -25,7 +25,6 @@ struct page_index {
 	uint32_t *blob;
 	size_t mask, used;
 	struct store_hash *blobs;
-	size_t nblobs;
 };
 
 struct sync_bmap {
@@ -208,36 +207,41 @@ static int hash_cmp(const void *a, const void *b)
 	return memcmp(a, b, STORE_HASH_LEN);
 }
 
-/* Appends the blobs (level-0 children) under tree node h to *v. */
-static int tree_blobs(struct store *s, const struct store_hash *h, int depth,
-		      struct store_hash **v, size_t *n, size_t *cap)
+/* Blob hashes, at most max of them. */
+struct blob_list {
+	struct store_hash *v;
+	size_t n, cap, max;
+};
+
+/* Appends the blobs (level-0 children) under tree node h to l. */
+static int tree_blobs(struct store *s, const struct store_hash *h, int depth, struct blob_list *l)
 {
-	if (store_hash_is_zero(h) || depth > 16)
+	if (store_hash_is_zero(h) || depth > 16 || l->n >= l->max)
 		return 0;
 	struct node nd;
 	int rc = load_node(s, h, &nd);
 	if (rc < 0)
 		return rc;
-	for (uint32_t i = 0; i < nd.count && rc == 0; i++) {
+	for (uint32_t i = 0; i < nd.count && rc == 0 && l->n < l->max; i++) {
 		struct store_hash c;
 		memcpy(c.b, nd.data + 24 + (size_t)i * STORE_HASH_LEN, STORE_HASH_LEN);
 		if (store_hash_is_zero(&c))
 			continue;
 		if (nd.data[5] != 0) {
-			rc = tree_blobs(s, &c, depth + 1, v, n, cap);
+			rc = tree_blobs(s, &c, depth + 1, l);
 			continue;
 		}
-		if (*n == *cap) {
-			size_t nc = *cap ? *cap * 2 : 1024;
-			struct store_hash *nv = realloc(*v, nc * sizeof(*nv));
+		if (l->n == l->cap) {
+			size_t nc = l->cap ? l->cap * 2 : 1024;
+			struct store_hash *nv = realloc(l->v, nc * sizeof(*nv));
 			if (!nv) {
 				rc = -ENOMEM;
 				break;
 			}
-			*v = nv;
-			*cap = nc;
+			l->v = nv;
+			l->cap = nc;
 		}
-		(*v)[(*n)++] = c;
+		l->v[l->n++] = c;
 	}
 	free(nd.data);
 	return rc;
@@ -317,15 +321,21 @@ int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct sto
 	}
 	const struct store_commit_root *nm = store_commit_root(a, "memory");
 	const struct store_commit_root *om = store_commit_root(b, "memory");
-	struct store_hash *v = NULL;
-	size_t n = 0, cap = 0;
-	/* Only memory moves pages around: without new memory, nothing to do. */
-	if (nm && nm->kind == STORE_TREE && (!om || !store_hash_eq(&om->hash, &nm->hash)))
+	uint64_t chunk = store_chunk_size(s) ? store_chunk_size(s) : PAGE;
+	struct blob_list l = { .max = SYNC_PAGE_INDEX_BYTES / chunk };
+	/* Only memory moves pages around: without new memory, nothing to do.
+	 * The old memory first (pages the guest moved), then the disks. */
+	if (nm && nm->kind == STORE_TREE && (!om || !store_hash_eq(&om->hash, &nm->hash))) {
+		if (om && om->kind == STORE_TREE)
+			rc = tree_blobs(s, &om->hash, 0, &l);
 		for (size_t i = 0; rc == 0 && i < b->n_roots; i++)
-			if (b->roots[i].kind == STORE_TREE)
-				rc = tree_blobs(s, &b->roots[i].hash, 0, &v, &n, &cap);
+			if (b->roots[i].kind == STORE_TREE && &b->roots[i] != om)
+				rc = tree_blobs(s, &b->roots[i].hash, 0, &l);
+	}
 	store_commit_free(a);
 	store_commit_free(b);
+	struct store_hash *v = l.v;
+	size_t n = l.n;
 	if (rc < 0 || n == 0) {
 		free(v);
 		return rc;
@@ -336,7 +346,6 @@ int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct sto
 		if (!u || memcmp(v[u - 1].b, v[i].b, STORE_HASH_LEN))
 			v[u++] = v[i];
 	struct page_index *x = calloc(1, sizeof(*x));
-	uint64_t chunk = store_chunk_size(s) ? store_chunk_size(s) : PAGE;
 	uint64_t pages = (u * chunk < SYNC_PAGE_INDEX_BYTES ? u * chunk : SYNC_PAGE_INDEX_BYTES) / PAGE;
 	size_t slots = 1024;
 	while (slots < 2 * pages)
@@ -346,7 +355,6 @@ int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct sto
 		x->blob = malloc(slots * sizeof(*x->blob));
 		x->mask = slots - 1;
 		x->blobs = v;
-		x->nblobs = u;
 	}
 	if (!x || !x->key || !x->blob) {
 		if (x) {
