@@ -13,6 +13,8 @@ struct ckpt_overlay {
 	struct store *s;
 	struct store_tree *base;
 	struct store_hash base_hash;
+	struct store_tree *pending;   /* saved, not adopted yet */
+	struct store_hash pending_hash;
 	uint64_t size;
 	uint32_t chunk;
 	int fd;
@@ -166,6 +168,7 @@ static void ov_free(struct blockdev *b)
 {
 	struct ckpt_overlay *o = (struct ckpt_overlay *)b;
 	store_tree_free(o->base);
+	store_tree_free(o->pending);
 	if (o->fd >= 0)
 		close(o->fd);
 	free(o->dirty);
@@ -254,12 +257,22 @@ int ckpt_overlay_save(struct ckpt_overlay *o, struct store_hash *ret, uint64_t *
 	rc = store_tree_open(o->s, &root, &t);
 	if (rc < 0)
 		return rc;
-	store_tree_free(o->base);
-	o->base = t;
-	o->base_hash = root;
-	memset(o->dirty, 0, (o->nchunks / 64 + 1) * sizeof(uint64_t));
+	store_tree_free(o->pending);
+	o->pending = t;
+	o->pending_hash = root;
 	*ret = root;
 	if (ret_bytes)
 		*ret_bytes = bytes;
 	return 0;
+}
+
+void ckpt_overlay_adopt(struct ckpt_overlay *o)
+{
+	if (!o->pending)
+		return;
+	store_tree_free(o->base);
+	o->base = o->pending;
+	o->base_hash = o->pending_hash;
+	o->pending = NULL;
+	memset(o->dirty, 0, (o->nchunks / 64 + 1) * sizeof(uint64_t));
 }

@@ -22,11 +22,15 @@ int ckpt_overlay_new(struct store *s, const struct store_hash *base, const char 
 		     bool readonly, struct ckpt_overlay **ret);
 struct blockdev *ckpt_overlay_bdev(struct ckpt_overlay *o);
 
-/* Stores the dirty chunks and builds the new tree (*ret). The caller has
- * quiesced the device (no request in flight). Afterwards the new tree is
- * the base and nothing is dirty. ret_bytes (may be NULL) gets the bytes of
- * dirty chunks written. */
+/* Stores the dirty chunks and builds the new tree (*ret), in the caller's
+ * transaction. The caller has quiesced the device (no request in flight).
+ * The overlay is unchanged until ckpt_overlay_adopt: a save whose
+ * transaction does not commit leaves the chunks dirty and the base as it
+ * was. ret_bytes (may be NULL) gets the bytes of dirty chunks written. */
 int ckpt_overlay_save(struct ckpt_overlay *o, struct store_hash *ret, uint64_t *ret_bytes);
+/* Once the save's objects are committed: its tree becomes the base and
+ * nothing is dirty (a no-op without a save since the last adopt). */
+void ckpt_overlay_adopt(struct ckpt_overlay *o);
 /* Chunks written since the last save. */
 uint64_t ckpt_overlay_dirty_chunks(struct ckpt_overlay *o);
 #endif

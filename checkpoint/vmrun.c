@@ -488,6 +488,9 @@ static int save(struct session *se, enum save_kind kind, const char *tag, const 
 		store_txn_abort(se->s);
 	if (rc < 0)
 		goto fail;
+	/* The disks' new trees exist now: they become the overlays' bases. */
+	for (int i = 0; i < se->ndisks; i++)
+		ckpt_overlay_adopt(se->ov[i]);
 	/* The refs move outside the objects' transaction, where store_ref_cas
 	 * makes each move durable (synchronous=FULL: the WAL with every
 	 * object above is on disk before it returns). Inside it they would

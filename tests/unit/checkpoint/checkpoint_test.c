@@ -539,7 +539,17 @@ static void test_overlay(void)
 	CHECK_EQ(ckpt_overlay_save(o, &root, &bytes), 0);
 	CHECK_EQ(bytes, 5 * OV_CHUNK + (OV_SIZE - 15 * OV_CHUNK));
 	CHECK_EQ(blob_count(s) - blobs, 5);
+	/* Not adopted (as when the save's transaction fails): still dirty, the
+	 * same content, and saving again gives the same tree. */
+	CHECK_EQ(ckpt_overlay_dirty_chunks(o), 6);
+	CHECK_EQ(blockdev_pread(b, got, OV_SIZE, 0), 0);
+	CHECK(!memcmp(got, want, OV_SIZE));
+	CHECK_EQ(ckpt_overlay_save(o, &root2, &bytes), 0);
+	CHECK(store_hash_eq(&root, &root2));
+	ckpt_overlay_adopt(o);
 	CHECK_EQ(ckpt_overlay_dirty_chunks(o), 0);
+	CHECK_EQ(blockdev_pread(b, got, OV_SIZE, 0), 0);
+	CHECK(!memcmp(got, want, OV_SIZE));
 	CHECK_EQ(tree_bytes(s, &root, got, OV_SIZE), 0);
 	CHECK(!memcmp(got, want, OV_SIZE));
 	struct store_tree *t;
@@ -564,6 +574,7 @@ static void test_overlay(void)
 	want[5] = data[0];
 	CHECK_EQ(ckpt_overlay_save(o, &root2, &bytes), 0);
 	CHECK_EQ(bytes, OV_CHUNK);
+	ckpt_overlay_adopt(o);
 	CHECK_EQ(tree_bytes(s, &root2, got, OV_SIZE), 0);
 	CHECK(!memcmp(got, want, OV_SIZE));
 	blockdev_free(b);
