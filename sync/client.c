@@ -485,8 +485,7 @@ static int push_wire(struct client *c, struct store *s, struct push_walk *w,
 			if (rr && store_hash_eq(&rr->h, &lr->v[i].h))
 				continue;
 			/* no basis only costs bytes */
-			if (sync_bmap_add_commits(m, s, &lr->v[i].h, &rhead->h) < 0 ||
-			    (c->version >= 3 && sync_bmap_index_pages(m, s, &lr->v[i].h, &rhead->h) < 0)) {
+			if (sync_bmap_add_commits(m, s, &lr->v[i].h, &rhead->h, c->version >= 3) < 0) {
 				sync_bmap_free(m);
 				m = NULL;
 			}

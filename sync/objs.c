@@ -47,21 +47,31 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+int sync_obj_tree(const void *data, size_t len, struct sync_tree_node *ret)
+{
+	const uint8_t *p = data;
+	if (len < 24 || memcmp(p, "RTRE", 4) != 0)
+		return -EBADMSG;
+	uint32_t count = le32(p + 12);
+	if (count > 4096 || len != 24 + (size_t)count * STORE_HASH_LEN)
+		return -EBADMSG;
+	*ret = (struct sync_tree_node){ .level = p[5], .fanout = (unsigned)p[6] | (unsigned)p[7] << 8,
+					.chunk_size = le32(p + 8), .count = count, .children = p + 24 };
+	return 0;
+}
+
 int sync_obj_children(enum store_kind kind, const void *data, size_t len,
 		      int (*fn)(void *arg, const struct store_hash *h, enum store_kind kind),
 		      void *arg)
 {
 	if (kind == STORE_TREE) {
-		const uint8_t *p = data;
-		if (len < 24 || memcmp(p, "RTRE", 4) != 0)
+		struct sync_tree_node t;
+		if (sync_obj_tree(data, len, &t) < 0)
 			return -EBADMSG;
-		uint32_t count = le32(p + 12);
-		if (count > 4096 || len != 24 + (size_t)count * STORE_HASH_LEN)
-			return -EBADMSG;
-		enum store_kind ck = p[5] == 0 ? STORE_BLOB : STORE_TREE;
-		for (uint32_t i = 0; i < count; i++) {
+		enum store_kind ck = t.level == 0 ? STORE_BLOB : STORE_TREE;
+		for (uint32_t i = 0; i < t.count; i++) {
 			struct store_hash h;
-			memcpy(h.b, p + 24 + (size_t)i * STORE_HASH_LEN, STORE_HASH_LEN);
+			memcpy(h.b, t.children + (size_t)i * STORE_HASH_LEN, STORE_HASH_LEN);
 			if (store_hash_is_zero(&h))
 				continue;
 			int rc = fn(arg, &h, ck);

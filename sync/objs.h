@@ -18,6 +18,17 @@
 int sync_obj_decode(const struct store_hash *h, enum store_codec codec, uint64_t size,
 		    const void *stored, size_t stored_len, void **ret);
 
+/* A decoded tree node, read from its documented encoding (image/
+ * store_int.h): level (0: the children are blobs), fanout, chunk size and
+ * count children (hashes, zero for absent ones) at children. -EBADMSG if it
+ * is not a tree node of at most 4096 children. */
+struct sync_tree_node {
+	unsigned level, fanout;
+	uint32_t chunk_size, count;
+	const uint8_t *children;
+};
+int sync_obj_tree(const void *data, size_t len, struct sync_tree_node *ret);
+
 /* Calls fn for each non-zero child of a decoded tree node or commit (kind
  * of the child as the parent says). Blobs and states have none. -EBADMSG if
  * the object is malformed. */

@@ -171,8 +171,7 @@ static int do_plan(struct server *sv, const struct sync_frame *f)
 	if (!sv->bmap && sync_bmap_new(&sv->bmap) < 0)
 		return fail(sv, ENOMEM, "out of memory%s%s", "", NULL);
 	/* a basis that cannot be built only costs bytes: go on without it */
-	if (sync_bmap_add_commits(sv->bmap, sv->s, &nh, &oh) < 0 ||
-	    (sv->version >= 3 && sync_bmap_index_pages(sv->bmap, sv->s, &nh, &oh) < 0)) {
+	if (sync_bmap_add_commits(sv->bmap, sv->s, &nh, &oh, sv->version >= 3) < 0) {
 		sync_bmap_free(sv->bmap);
 		sv->bmap = NULL;
 	}

@@ -1,9 +1,7 @@
 /* Objects over the wire codec with a store on each end (xfer.h): basis maps
  * built by walking two commits' trees side by side (only where they
  * differ), page indexes of the blobs the receiver has, sending one object,
- * and resolving one received record. Tree nodes are read here from their
- * documented encoding (image/store_int.h) only far enough to pair children
- * by position and list a tree's blobs. */
+ * and resolving one received record. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,7 +22,7 @@ struct page_index {
 	uint64_t *key;               /* 0: empty slot */
 	uint32_t *blob;
 	size_t mask, used;
-	struct store_hash *blobs;
+	struct sync_hent *blobs;      /* the blobs, by the index in blob[] */
 };
 
 struct sync_bmap {
@@ -94,32 +92,26 @@ const struct store_hash *sync_bmap_find(struct sync_bmap *m, const struct store_
 	return p ? &p->base : NULL;
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* A tree node's shape: level, fanout, chunk size, children. */
-struct node { uint8_t *data; size_t len; uint32_t count; };
+/* A tree node read from s: its decoded bytes (data, to free) and shape. */
+struct node { void *data; struct sync_tree_node t; };
 
 static int load_node(struct store *s, const struct store_hash *h, struct node *n)
 {
 	enum store_kind k;
-	void *data;
 	size_t len;
-	int rc = store_get(s, h, &k, &data, &len);
+	int rc = store_get(s, h, &k, &n->data, &len);
 	if (rc < 0)
 		return rc;
-	const uint8_t *p = data;
-	if (k != STORE_TREE || len < 24 || memcmp(p, "RTRE", 4) ||
-	    len != 24 + (size_t)le32(p + 12) * STORE_HASH_LEN) {
-		free(data);
+	if (k != STORE_TREE || sync_obj_tree(n->data, len, &n->t) < 0) {
+		free(n->data);
 		return -EBADMSG;
 	}
-	n->data = data;
-	n->len = len;
-	n->count = le32(p + 12);
 	return 0;
+}
+
+static void child(const struct node *n, uint32_t i, struct store_hash *ret)
+{
+	memcpy(ret->b, n->t.children + (size_t)i * STORE_HASH_LEN, STORE_HASH_LEN);
 }
 
 static int pair_nodes(struct sync_bmap *m, struct store *s, const struct store_hash *nh,
@@ -137,25 +129,28 @@ static int pair_nodes(struct sync_bmap *m, struct store *s, const struct store_h
 		return rc;
 	}
 	rc = bmap_add(m, nh, oh);
-	/* children pair up only between nodes of the same shape: level,
-	 * fanout and chunk size (bytes 5..11) */
-	bool same = !memcmp(a.data + 5, b.data + 5, 7);
-	uint32_t n = a.count < b.count ? a.count : b.count;
+	/* children pair up only between nodes of the same shape */
+	bool same = a.t.level == b.t.level && a.t.fanout == b.t.fanout &&
+		    a.t.chunk_size == b.t.chunk_size;
+	uint32_t n = a.t.count < b.t.count ? a.t.count : b.t.count;
 	for (uint32_t i = 0; same && !rc && i < n; i++) {
 		struct store_hash nc, oc;
-		memcpy(nc.b, a.data + 24 + (size_t)i * STORE_HASH_LEN, STORE_HASH_LEN);
-		memcpy(oc.b, b.data + 24 + (size_t)i * STORE_HASH_LEN, STORE_HASH_LEN);
+		child(&a, i, &nc);
+		child(&b, i, &oc);
 		if (store_hash_eq(&nc, &oc) || store_hash_is_zero(&nc) || store_hash_is_zero(&oc))
 			continue;
-		rc = a.data[5] == 0 ? bmap_add(m, &nc, &oc) : pair_nodes(m, s, &nc, &oc, depth + 1);
+		rc = a.t.level == 0 ? bmap_add(m, &nc, &oc) : pair_nodes(m, s, &nc, &oc, depth + 1);
 	}
 	free(a.data);
 	free(b.data);
 	return rc;
 }
 
+static int index_pages(struct sync_bmap *m, struct store *s, const struct store_commit *a,
+		       const struct store_commit *b);
+
 int sync_bmap_add_commits(struct sync_bmap *m, struct store *s, const struct store_hash *newc,
-			  const struct store_hash *oldc)
+			  const struct store_hash *oldc, bool pages)
 {
 	struct store_commit *a, *b;
 	if (store_hash_eq(newc, oldc))
@@ -176,6 +171,8 @@ int sync_bmap_add_commits(struct sync_bmap *m, struct store *s, const struct sto
 		rc = nr->kind == STORE_TREE ? pair_nodes(m, s, &nr->hash, &or->hash, 0)
 					    : bmap_add(m, &nr->hash, &or->hash);
 	}
+	if (rc == 0 && pages)
+		rc = index_pages(m, s, a, b);
 	store_commit_free(a);
 	store_commit_free(b);
 	return rc;
@@ -202,48 +199,42 @@ static bool page_zero(const uint8_t *p)
 	return p[0] == 0 && !memcmp(p, p + 1, PAGE - 1);
 }
 
-static int hash_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, STORE_HASH_LEN);
-}
-
-/* Blob hashes, at most max of them. */
-struct blob_list {
-	struct store_hash *v;
-	size_t n, cap, max;
+/* The distinct blobs under some trees, at most max of them. */
+struct blob_walk {
+	struct store *s;
+	struct sync_hset *seen;       /* blobs and tree nodes met */
+	struct sync_hlist blobs;
+	size_t max;
+	int depth;
 };
 
-/* Appends the blobs (level-0 children) under tree node h to l. */
-static int tree_blobs(struct store *s, const struct store_hash *h, int depth, struct blob_list *l)
+static int walk_tree(struct blob_walk *w, const struct store_hash *h);
+
+static int walk_child(void *arg, const struct store_hash *h, enum store_kind kind)
 {
-	if (store_hash_is_zero(h) || depth > 16 || l->n >= l->max)
+	struct blob_walk *w = arg;
+	if (w->blobs.n >= w->max)
+		return 1;   /* enough: stops the walk */
+	int rc = sync_hset_add(w->seen, h);
+	if (rc <= 0)
+		return rc;
+	return kind == STORE_BLOB ? sync_hlist_push(&w->blobs, h, kind) : walk_tree(w, h);
+}
+
+static int walk_tree(struct blob_walk *w, const struct store_hash *h)
+{
+	enum store_kind k;
+	void *data;
+	size_t len;
+	if (w->depth > 16)
 		return 0;
-	struct node nd;
-	int rc = load_node(s, h, &nd);
+	int rc = store_get(w->s, h, &k, &data, &len);
 	if (rc < 0)
 		return rc;
-	for (uint32_t i = 0; i < nd.count && rc == 0 && l->n < l->max; i++) {
-		struct store_hash c;
-		memcpy(c.b, nd.data + 24 + (size_t)i * STORE_HASH_LEN, STORE_HASH_LEN);
-		if (store_hash_is_zero(&c))
-			continue;
-		if (nd.data[5] != 0) {
-			rc = tree_blobs(s, &c, depth + 1, l);
-			continue;
-		}
-		if (l->n == l->cap) {
-			size_t nc = l->cap ? l->cap * 2 : 1024;
-			struct store_hash *nv = realloc(l->v, nc * sizeof(*nv));
-			if (!nv) {
-				rc = -ENOMEM;
-				break;
-			}
-			l->v = nv;
-			l->cap = nc;
-		}
-		l->v[l->n++] = c;
-	}
-	free(nd.data);
+	w->depth++;
+	rc = k == STORE_TREE ? sync_obj_children(k, data, len, walk_child, w) : -EBADMSG;
+	w->depth--;
+	free(data);
 	return rc;
 }
 
@@ -264,7 +255,7 @@ static const struct store_hash *index_get(const struct page_index *x, uint64_t k
 {
 	for (size_t i = k & x->mask; x->key[i]; i = (i + 1) & x->mask)
 		if (x->key[i] == k)
-			return &x->blobs[x->blob[i]];
+			return &x->blobs[x->blob[i]].h;
 	return NULL;
 }
 
@@ -273,7 +264,7 @@ static const struct store_hash *index_get(const struct page_index *x, uint64_t k
 struct index_job {
 	struct store *s;
 	struct page_index *x;
-	const struct store_hash *v;
+	const struct sync_hent *v;
 	size_t u;
 	_Atomic size_t next;
 	_Atomic uint64_t bytes;
@@ -291,7 +282,7 @@ static void *index_worker(void *arg)
 		enum store_kind k;
 		void *data;
 		size_t len, n = 0;
-		if (store_get(j->s, &j->v[i], &k, &data, &len) < 0)
+		if (store_get(j->s, &j->v[i].h, &k, &data, &len) < 0)
 			continue;   /* an unreadable blob is just not a candidate */
 		atomic_fetch_add(&j->bytes, len);
 		for (size_t off = 0; k == STORE_BLOB && off + PAGE <= len && n < SYNC_OBJ_MAX / PAGE;
@@ -306,45 +297,34 @@ static void *index_worker(void *arg)
 	}
 }
 
-int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct store_hash *newc,
-			  const struct store_hash *oldc)
+/* The page index (xfer.h, sync_bmap_add_commits) for new commit a over old
+ * commit b: once per map. */
+static int index_pages(struct sync_bmap *m, struct store *s, const struct store_commit *a,
+		       const struct store_commit *b)
 {
-	if (m->pages || store_hash_eq(newc, oldc))
+	if (m->pages)
 		return 0;
-	struct store_commit *a, *b;
-	int rc = store_commit_get(s, newc, &a);
-	if (rc < 0)
-		return rc;
-	if ((rc = store_commit_get(s, oldc, &b)) < 0) {
-		store_commit_free(a);
-		return rc;
-	}
+	int rc;
 	const struct store_commit_root *nm = store_commit_root(a, "memory");
 	const struct store_commit_root *om = store_commit_root(b, "memory");
 	uint64_t chunk = store_chunk_size(s) ? store_chunk_size(s) : PAGE;
-	struct blob_list l = { .max = SYNC_PAGE_INDEX_BYTES / chunk };
+	struct blob_walk w = { .s = s, .seen = sync_hset_new(), .max = SYNC_PAGE_INDEX_BYTES / chunk };
+	rc = w.seen ? 0 : -ENOMEM;
 	/* Only memory moves pages around: without new memory, nothing to do.
 	 * The old memory first (pages the guest moved), then the disks. */
-	if (nm && nm->kind == STORE_TREE && (!om || !store_hash_eq(&om->hash, &nm->hash))) {
+	if (!rc && nm && nm->kind == STORE_TREE && (!om || !store_hash_eq(&om->hash, &nm->hash))) {
 		if (om && om->kind == STORE_TREE)
-			rc = tree_blobs(s, &om->hash, 0, &l);
+			rc = walk_tree(&w, &om->hash);
 		for (size_t i = 0; rc == 0 && i < b->n_roots; i++)
 			if (b->roots[i].kind == STORE_TREE && &b->roots[i] != om)
-				rc = tree_blobs(s, &b->roots[i].hash, 0, &l);
+				rc = walk_tree(&w, &b->roots[i].hash);
 	}
-	store_commit_free(a);
-	store_commit_free(b);
-	struct store_hash *v = l.v;
-	size_t n = l.n;
-	if (rc < 0 || n == 0) {
-		free(v);
-		return rc;
+	sync_hset_free(w.seen);
+	size_t u = w.blobs.n;
+	if (rc < 0 || u == 0) {
+		sync_hlist_free(&w.blobs);
+		return rc < 0 ? rc : 0;
 	}
-	qsort(v, n, STORE_HASH_LEN, hash_cmp);
-	size_t u = 0;
-	for (size_t i = 0; i < n; i++)
-		if (!u || memcmp(v[u - 1].b, v[i].b, STORE_HASH_LEN))
-			v[u++] = v[i];
 	struct page_index *x = calloc(1, sizeof(*x));
 	uint64_t pages = (u * chunk < SYNC_PAGE_INDEX_BYTES ? u * chunk : SYNC_PAGE_INDEX_BYTES) / PAGE;
 	size_t slots = 1024;
@@ -354,7 +334,7 @@ int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct sto
 		x->key = calloc(slots, sizeof(*x->key));
 		x->blob = malloc(slots * sizeof(*x->blob));
 		x->mask = slots - 1;
-		x->blobs = v;
+		x->blobs = w.blobs.v;
 	}
 	if (!x || !x->key || !x->blob) {
 		if (x) {
@@ -362,10 +342,10 @@ int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct sto
 			free(x->blob);
 			free(x);
 		}
-		free(v);
+		sync_hlist_free(&w.blobs);
 		return -ENOMEM;
 	}
-	struct index_job j = { .s = s, .x = x, .v = v, .u = u };
+	struct index_job j = { .s = s, .x = x, .v = w.blobs.v, .u = u };
 	pthread_mutex_init(&j.lock, NULL);
 	/* Reading and decompressing the blobs is the cost: on every CPU. */
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -17,17 +17,16 @@ void sync_bmap_free(struct sync_bmap *m);
 /* Adds a pair for every object reachable from commit newc that sits where
  * a different object reachable from commit oldc sits: same root name, same
  * position in the tree (chunks and tree nodes), or the same root blob/state.
- * Only changed paths are read. Both commits must be in s. */
-int sync_bmap_add_commits(struct sync_bmap *m, struct store *s, const struct store_hash *newc,
-			  const struct store_hash *oldc);
-/* Indexes the 4 KiB pages of every blob reachable from commit oldc (the
- * receiver has them) when newc has new memory, so that a memory chunk can
- * go as a delta against the disk or memory blobs holding its pages: pages
- * of files the guest read sit in its page cache and on its disk. Reads at
- * most SYNC_PAGE_INDEX_BYTES of blobs. Peers of version 3 and up. */
+ * Only changed paths are read. Both commits must be in s.
+ * With pages (peers of version 3 and up), and when newc has new memory, it
+ * also indexes the 4 KiB pages of every blob reachable from oldc (the
+ * receiver has them; once per map), so that a memory chunk can go as a
+ * delta against the disk or memory blobs holding its pages: pages of files
+ * the guest read sit in its page cache and on its disk. That reads at most
+ * SYNC_PAGE_INDEX_BYTES of blobs. */
 #define SYNC_PAGE_INDEX_BYTES (4ull << 30)
-int sync_bmap_index_pages(struct sync_bmap *m, struct store *s, const struct store_hash *newc,
-			  const struct store_hash *oldc);
+int sync_bmap_add_commits(struct sync_bmap *m, struct store *s, const struct store_hash *newc,
+			  const struct store_hash *oldc, bool pages);
 size_t sync_bmap_count(const struct sync_bmap *m);
 /* The base for h, or NULL. */
 const struct store_hash *sync_bmap_find(struct sync_bmap *m, const struct store_hash *h);
