@@ -578,8 +578,10 @@ out_conn:
 		pthread_cond_signal(&im->ckcv);
 		pthread_mutex_unlock(&im->m);
 		pthread_join(ck, NULL);
-		if (!s->no_autocheckpoint)
-			store_exec(s, "PRAGMA wal_autocheckpoint=1000");
+		/* back to the handle's setting */
+		if (store_set_autocheckpoint(s, !s->no_autocheckpoint) < 0) {
+			/* left off: the store's close still copies the WAL */
+		}
 	}
 	sqlite3_close(im->ckdb);
 	pthread_cond_destroy(&im->ckcv);

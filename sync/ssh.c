@@ -105,13 +105,13 @@ static int ssh_write(void *arg, const void *buf, size_t len)
 		if (n < 0 && stalled(sc, n, &count))
 			continue;
 		count = 0;
-		if (n < 0)
+		if (n < 0) {
 			note_failure(sc, n, "write");
-		if (n < 0)
 			return n == LIBSSH2_ERROR_CHANNEL_CLOSED || n == LIBSSH2_ERROR_SOCKET_SEND ||
 					       n == LIBSSH2_ERROR_CHANNEL_EOF_SENT
 				       ? -EPIPE
 				       : -EIO;
+		}
 		p += n;
 		len -= (size_t)n;
 	}
