@@ -25,6 +25,7 @@ alu_op(struct bt_cpu *c, int op, int size, uint64_t a, uint64_t b)
 
 #define NOWB(op) ((op) == 7 || (op) == 8)
 
+/* The register forms and the slow (not directly mapped) memory paths. */
 #define ALU_FNS(OP, SZ) \
 static void alu_rr_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
@@ -43,24 +44,10 @@ static void __attribute__((noinline)) alu_mr_slow_##OP##_##SZ(struct bt_cpu *c, 
 	uint64_t r = alu_op(c, OP, SZ, a, reg_rd(c, i, i->reg, SZ)); \
 	if (!NOWB(OP)) (bt_write)(c, seg, off, SZ, r); \
 } \
-static void alu_mr_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
-{ \
-	uint8_t *p = ea_host(c, i, NOWB(OP) ? BT_ACC_R : BT_ACC_W, SZ); \
-	if (!p) { alu_mr_slow_##OP##_##SZ(c, i); return; } \
-	uint64_t r = alu_op(c, OP, SZ, bt_ld_host(p, SZ), reg_rd(c, i, i->reg, SZ)); \
-	if (!NOWB(OP)) bt_st_host(p, SZ, r); \
-} \
 static void __attribute__((noinline)) alu_rm_slow_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
 	uint64_t b = (bt_read)(c, bt_ea_seg(i), bt_ea(c, i), SZ); \
 	uint64_t r = alu_op(c, OP, SZ, reg_rd(c, i, i->reg, SZ), b); \
-	if (!NOWB(OP)) reg_wr(c, i, i->reg, SZ, r); \
-} \
-static void alu_rm_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
-{ \
-	const uint8_t *p = ea_host(c, i, BT_ACC_R, SZ); \
-	if (!p) { alu_rm_slow_##OP##_##SZ(c, i); return; } \
-	uint64_t r = alu_op(c, OP, SZ, reg_rd(c, i, i->reg, SZ), bt_ld_host(p, SZ)); \
 	if (!NOWB(OP)) reg_wr(c, i, i->reg, SZ, r); \
 } \
 static void alu_ri_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
@@ -74,39 +61,34 @@ static void __attribute__((noinline)) alu_mi_slow_##OP##_##SZ(struct bt_cpu *c, 
 	uint64_t a = NOWB(OP) ? (bt_read)(c, seg, off, SZ) : (bt_read_rmw)(c, seg, off, SZ); \
 	uint64_t r = alu_op(c, OP, SZ, a, i->imm & sz_mask(SZ)); \
 	if (!NOWB(OP)) (bt_write)(c, seg, off, SZ, r); \
-} \
-static void alu_mi_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
-{ \
-	uint8_t *p = ea_host(c, i, NOWB(OP) ? BT_ACC_R : BT_ACC_W, SZ); \
-	if (!p) { alu_mi_slow_##OP##_##SZ(c, i); return; } \
-	uint64_t r = alu_op(c, OP, SZ, bt_ld_host(p, SZ), i->imm & sz_mask(SZ)); \
-	if (!NOWB(OP)) bt_st_host(p, SZ, r); \
 }
-/* ... and for [base + disp] operands (ea_is_bd) */
-#define ALU_BD_FNS(OP, SZ) \
-static void alu_mrb_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+/* The memory forms' fast paths through host pointer EA: ea_host for any
+ * operand (alu_mr, alu_rm, alu_mi), ea_host_bd for [base + disp] ones
+ * (ea_is_bd: alu_mrb, alu_rmb, alu_mib). */
+#define ALU_MEM_FNS(OP, SZ, X, EA) \
+static void alu_mr##X##_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
-	uint8_t *p = ea_host_bd(c, i, NOWB(OP) ? BT_ACC_R : BT_ACC_W, SZ); \
+	uint8_t *p = EA(c, i, NOWB(OP) ? BT_ACC_R : BT_ACC_W, SZ); \
 	if (!p) { alu_mr_slow_##OP##_##SZ(c, i); return; } \
 	uint64_t r = alu_op(c, OP, SZ, bt_ld_host(p, SZ), reg_rd(c, i, i->reg, SZ)); \
 	if (!NOWB(OP)) bt_st_host(p, SZ, r); \
 } \
-static void alu_rmb_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+static void alu_rm##X##_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
-	const uint8_t *p = ea_host_bd(c, i, BT_ACC_R, SZ); \
+	const uint8_t *p = EA(c, i, BT_ACC_R, SZ); \
 	if (!p) { alu_rm_slow_##OP##_##SZ(c, i); return; } \
 	uint64_t r = alu_op(c, OP, SZ, reg_rd(c, i, i->reg, SZ), bt_ld_host(p, SZ)); \
 	if (!NOWB(OP)) reg_wr(c, i, i->reg, SZ, r); \
 } \
-static void alu_mib_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+static void alu_mi##X##_##OP##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
-	uint8_t *p = ea_host_bd(c, i, NOWB(OP) ? BT_ACC_R : BT_ACC_W, SZ); \
+	uint8_t *p = EA(c, i, NOWB(OP) ? BT_ACC_R : BT_ACC_W, SZ); \
 	if (!p) { alu_mi_slow_##OP##_##SZ(c, i); return; } \
 	uint64_t r = alu_op(c, OP, SZ, bt_ld_host(p, SZ), i->imm & sz_mask(SZ)); \
 	if (!NOWB(OP)) bt_st_host(p, SZ, r); \
 }
-#define ALU_SIZES(OP) ALU_FNS(OP, 1) ALU_FNS(OP, 2) ALU_FNS(OP, 4) ALU_FNS(OP, 8) \
-	ALU_BD_FNS(OP, 1) ALU_BD_FNS(OP, 2) ALU_BD_FNS(OP, 4) ALU_BD_FNS(OP, 8)
+#define ALU_ALL(OP, SZ) ALU_FNS(OP, SZ) ALU_MEM_FNS(OP, SZ, , ea_host) ALU_MEM_FNS(OP, SZ, b, ea_host_bd)
+#define ALU_SIZES(OP) ALU_ALL(OP, 1) ALU_ALL(OP, 2) ALU_ALL(OP, 4) ALU_ALL(OP, 8)
 ALU_SIZES(0) ALU_SIZES(1) ALU_SIZES(2) ALU_SIZES(3) ALU_SIZES(4)
 ALU_SIZES(5) ALU_SIZES(6) ALU_SIZES(7) ALU_SIZES(8)
 

@@ -30,40 +30,29 @@ static void mov_rrv_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { reg_wr(c, i, i->reg, SZ, reg_rd(c, i, i->rm, SZ)); } \
 static void __attribute__((noinline)) mov_mr_slow_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { (bt_write)(c, bt_ea_seg(i), bt_ea(c, i), SZ, reg_rd(c, i, i->reg, SZ)); } \
-static void mov_mr_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
-{ \
-	uint8_t *p = ea_host(c, i, BT_ACC_W, SZ); \
-	if (!p) { mov_mr_slow_##SZ(c, i); return; } \
-	bt_st_host(p, SZ, reg_rd(c, i, i->reg, SZ)); \
-} \
 static void __attribute__((noinline)) mov_rm_slow_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { reg_wr(c, i, i->reg, SZ, (bt_read)(c, bt_ea_seg(i), bt_ea(c, i), SZ)); } \
-static void mov_rm_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
-{ \
-	const uint8_t *p = ea_host(c, i, BT_ACC_R, SZ); \
-	if (!p) { mov_rm_slow_##SZ(c, i); return; } \
-	reg_wr(c, i, i->reg, SZ, bt_ld_host(p, SZ)); \
-} \
 static void mov_ri_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { reg_wr(c, i, i->rm, SZ, i->imm); } \
 static void mov_mi_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { bt_write(c, bt_ea_seg(i), bt_ea(c, i), SZ, i->imm); }
-MOV_FNS(1) MOV_FNS(2) MOV_FNS(4) MOV_FNS(8)
-/* ... and for [base + disp] operands (ea_is_bd) */
-#define MOV_BD_FNS(SZ) \
-static void mov_mr_bd_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+/* Fast paths through host pointer EA: ea_host for any operand (mov_mr,
+ * mov_rm), ea_host_bd for [base + disp] ones (ea_is_bd: mov_mr_bd, ...). */
+#define MOV_MEM_FNS(SZ, X, EA) \
+static void mov_mr##X##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
-	uint8_t *p = ea_host_bd(c, i, BT_ACC_W, SZ); \
+	uint8_t *p = EA(c, i, BT_ACC_W, SZ); \
 	if (!p) { mov_mr_slow_##SZ(c, i); return; } \
 	bt_st_host(p, SZ, reg_rd(c, i, i->reg, SZ)); \
 } \
-static void mov_rm_bd_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
+static void mov_rm##X##_##SZ(struct bt_cpu *c, const struct bt_insn *i) \
 { \
-	const uint8_t *p = ea_host_bd(c, i, BT_ACC_R, SZ); \
+	const uint8_t *p = EA(c, i, BT_ACC_R, SZ); \
 	if (!p) { mov_rm_slow_##SZ(c, i); return; } \
 	reg_wr(c, i, i->reg, SZ, bt_ld_host(p, SZ)); \
 }
-MOV_BD_FNS(1) MOV_BD_FNS(2) MOV_BD_FNS(4) MOV_BD_FNS(8)
+#define MOV_ALL(SZ) MOV_FNS(SZ) MOV_MEM_FNS(SZ, , ea_host) MOV_MEM_FNS(SZ, _bd, ea_host_bd)
+MOV_ALL(1) MOV_ALL(2) MOV_ALL(4) MOV_ALL(8)
 #define MOVT(F) { F##_1, F##_2, F##_4, F##_8 }
 static const bt_exec_fn mov_rr[4] = MOVT(mov_rr), mov_rrv[4] = MOVT(mov_rrv),
 	mov_mr[4] = MOVT(mov_mr), mov_rm[4] = MOVT(mov_rm), mov_mi[4] = MOVT(mov_mi),
@@ -113,25 +102,15 @@ static void __attribute__((noinline)) movzx_rm8_4_slow(struct bt_cpu *c, const s
 	c->r[i->reg] = (uint8_t)(bt_read)(c, bt_ea_seg(i), bt_ea(c, i), 1);
 }
 
-static void ex_movzx_rm8_4(struct bt_cpu *c, const struct bt_insn *i)
-{
-	const uint8_t *p = ea_host(c, i, BT_ACC_R, 1);
-	if (!p) {
-		movzx_rm8_4_slow(c, i);
-		return;
-	}
-	c->r[i->reg] = *p;
+#define MOVZX_RM8_4(NAME, EA) \
+static void NAME(struct bt_cpu *c, const struct bt_insn *i) \
+{ \
+	const uint8_t *p = EA(c, i, BT_ACC_R, 1); \
+	if (!p) { movzx_rm8_4_slow(c, i); return; } \
+	c->r[i->reg] = *p; \
 }
-
-static void movzx_rm8_4_bd(struct bt_cpu *c, const struct bt_insn *i)
-{
-	const uint8_t *p = ea_host_bd(c, i, BT_ACC_R, 1);
-	if (!p) {
-		movzx_rm8_4_slow(c, i);
-		return;
-	}
-	c->r[i->reg] = *p;
-}
+MOVZX_RM8_4(ex_movzx_rm8_4, ea_host)
+MOVZX_RM8_4(movzx_rm8_4_bd, ea_host_bd)
 
 static void ex_movsxd(struct bt_cpu *c, const struct bt_insn *i)
 {
