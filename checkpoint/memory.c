@@ -49,7 +49,7 @@ struct dirty_scan {
 	size_t n;
 	/* the current pass: hashing all n, or encoding blobs[0..nb) */
 	bool encode;
-	size_t *todo;                /* positions in idx of the blobs */
+	size_t *batch;               /* positions in idx of the blobs */
 	struct store_blob *blobs;
 	int *blob_rc;
 	size_t nb;
@@ -75,7 +75,7 @@ static void *scan_worker(void *arg)
 		size_t i = atomic_fetch_add(&d->next, 16);
 		for (size_t k = i; k < i + 16 && k < n; k++) {
 			if (d->encode) {
-				size_t j = d->todo[k];
+				size_t j = d->batch[k];
 				uint64_t c = d->idx[j];
 				d->blob_rc[k] = store_blob_encode(d->s, d->ram + c * d->chunk,
 								  chunk_len(d, c), &d->h[j], &d->blobs[k]);
@@ -117,7 +117,7 @@ static int store_batch(struct dirty_scan *d, struct store_tree_builder *b)
 		if (rc == 0)
 			rc = d->blob_rc[k];
 		if (rc == 0)
-			rc = store_tree_builder_set_blob(b, d->idx[d->todo[k]], &d->blobs[k]);
+			rc = store_tree_builder_set_blob(b, d->idx[d->batch[k]], &d->blobs[k]);
 		store_blob_release(&d->blobs[k]);
 	}
 	d->nb = 0;
@@ -148,14 +148,14 @@ int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store
 	}
 	struct store_tree *bt = NULL;
 	struct store_tree_builder *b = NULL;
-	size_t *todo = malloc(ENCODE_BATCH * sizeof(*todo));
+	size_t *batch = malloc(ENCODE_BATCH * sizeof(*batch));
 	d.idx = idx;
-	d.todo = todo;
+	d.batch = batch;
 	d.h = malloc((d.n ? d.n : 1) * sizeof(*d.h));
 	d.what = malloc(d.n ? d.n : 1);
 	d.blobs = calloc(ENCODE_BATCH, sizeof(*d.blobs));
 	d.blob_rc = calloc(ENCODE_BATCH, sizeof(*d.blob_rc));
-	int rc = d.h && d.what && todo && d.blobs && d.blob_rc ? 0 : -ENOMEM;
+	int rc = d.h && d.what && batch && d.blobs && d.blob_rc ? 0 : -ENOMEM;
 	/* The builder checks that base has this RAM's size and chunk size. */
 	if (rc == 0)
 		rc = store_tree_builder_new(s, size, base, &b);
@@ -181,7 +181,7 @@ int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store
 			rc = store_tree_builder_set_hash(b, c, h);
 			continue;
 		}
-		d.todo[d.nb++] = i;
+		d.batch[d.nb++] = i;
 		if (d.nb == ENCODE_BATCH)
 			rc = store_batch(&d, b);
 	}
@@ -195,7 +195,7 @@ int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store
 	free(d.what);
 	free(d.blobs);
 	free(d.blob_rc);
-	free(todo);
+	free(batch);
 	free(idx);
 	if (rc == 0 && stats)
 		*stats = st;
