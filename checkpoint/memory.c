@@ -16,7 +16,7 @@ int ckpt_mem_save_full(struct store *s, struct guest_mem *m, struct store_hash *
 	struct store_import_stats is;
 	if (lseek(gmem_fd(m), 0, SEEK_SET) < 0)
 		return -errno;
-	int rc = store_import_fd(s, gmem_fd(m), NULL, ret, &is);
+	int rc = store_import_similar_fd(s, gmem_fd(m), NULL, ret, &is);
 	if (rc < 0)
 		return rc;
 	if (stats)

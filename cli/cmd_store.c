@@ -288,7 +288,7 @@ static int run_show(struct cli_ctx *ctx, int argc, char **argv)
 		}
 		printf("\"hash\":\"%s\",\"kind\":\"%s\",\"size\":%" PRIu64 ",\"stored_size\":%"
 		       PRIu64 ",\"codec\":\"%s\"", hex, store_kind_name(info.kind), info.size,
-		       info.stored_size, info.codec ? "zstd" : "raw");
+		       info.stored_size, store_codec_name(info.codec));
 	} else {
 		char a[32], b[32];
 		cli_human_bytes(a, sizeof(a), info.size);
@@ -296,7 +296,7 @@ static int run_show(struct cli_ctx *ctx, int argc, char **argv)
 		if (is_ref)
 			printf("ref: %s\n", argv[1]);
 		printf("%s %s\nsize: %s, stored %s (%s)\n", store_kind_name(info.kind), hex, a, b,
-		       info.codec ? "zstd" : "raw");
+		       store_codec_name(info.codec));
 	}
 	if (info.kind == STORE_TREE)
 		rc = show_tree(s, &h, data, len, ctx->json);

@@ -108,6 +108,27 @@ static int collect_roots(struct store *s, struct hstack *st)
 	return r;
 }
 
+/* A delta blob reaches its bases. */
+static int mark_delta_bases(struct store *s, const struct store_hash *h, struct hstack *st)
+{
+	struct store_raw raw;
+	int r = store_fetch_raw(s, h, &raw);
+	if (r)
+		return r;
+	struct store_hash base[STORE_DELTA_BASES];
+	int n = store_delta_bases(raw.data, raw.info.stored_size, base);
+	store_raw_release(&raw);
+	if (n < 0) {
+		char hex[STORE_HASH_HEX];
+		store_hex(h, hex);
+		return store_err(EBADMSG, "object %s is corrupt (a delta without bases); gc "
+				 "stopped without deleting anything; run 'roam verify'", hex);
+	}
+	for (int i = 0; i < n && !r; i++)
+		r = hstack_push(st, &base[i]);
+	return r;
+}
+
 /* Marks everything reachable from the stack. Takes s->lock per lookup. */
 static int mark(struct store *s, struct hstack *st, struct hashset *marked,
 		const struct store_progress *progress)
@@ -133,6 +154,10 @@ static int mark(struct store *s, struct hstack *st, struct hashset *marked,
 		}
 		if (r)
 			return r;
+		if (info.codec == STORE_CODEC_DELTA) {
+			r = mark_delta_bases(s, &h, st);
+			continue;
+		}
 		if (info.kind != STORE_TREE && info.kind != STORE_COMMIT)
 			continue;
 		void *data;

@@ -3,7 +3,8 @@
  * zero chunks, hashes, looks for existing copies and compresses, and the
  * calling thread as the only SQLite writer, storing chunks in file order
  * and building the tree as it goes. Jobs of about 1 MiB pass through NSLOTS
- * slots, so memory stays bounded whatever the file size. */
+ * slots, so memory stays bounded whatever the file size. The similar
+ * variant also lets workers store a chunk as a delta against earlier ones. */
 #include <errno.h>
 #include <stdio.h>
 #include <linux/fs.h>
@@ -54,6 +55,7 @@ struct import {
 	int err;
 	char errmsg[512];
 	uint64_t next_work;                /* lowest job seq not yet taken by a worker */
+	struct sim_index *sim;             /* store_import_similar_fd only */
 	/* Checkpointer: copies the WAL into the database (and fsyncs) on its
 	 * own connection, so the writer never waits for the disk. */
 	sqlite3 *ckdb;
@@ -218,7 +220,43 @@ struct worker {
 	struct import *im;
 	sqlite3 *db;
 	sqlite3_stmt *has;
+	uint8_t *bases, *delta;            /* with im->sim: candidate bases, a delta */
 };
+
+/* Encodes chunk i of the job into sl->out as a zstd delta against the
+ * earlier chunks of the input that share the most anchors with it, if that
+ * takes at most a quarter of its size (then it is not compressed plainly
+ * at all). Bases are read back from the input, which must not change during
+ * the import (guest RAM of a paused VM). */
+static bool delta_encode(struct worker *w, struct slot *sl, unsigned i, const uint64_t *a,
+			 unsigned na)
+{
+	struct import *im = w->im;
+	struct sim_base base[STORE_DELTA_BASES];
+	const uint8_t *p = sl->in + (size_t)i * im->chunk;
+	unsigned nb = sim_find(im->sim, a, na, sl->first + i, base), k;
+	size_t plen = 0, hdr = STORE_DELTA_HDR(nb), n;
+	if (!nb)
+		return false;
+	for (k = 0; k < nb; k++) {
+		uint64_t off = base[k].chunk * im->chunk;
+		size_t len = im->size - off < im->chunk ? (size_t)(im->size - off) : im->chunk;
+		if (store_hash_eq(&base[k].h, &sl->h[i]) ||
+		    read_full(im->fd, w->bases + plen, len, off))
+			return false;
+		plen += len;
+	}
+	uint8_t *dst = sl->out + sl->out_off[i];
+	if (store_compress_prefix(im->s, p, sl->len[i], w->bases, plen, dst + hdr,
+				  sl->len[i] / 4, &n))
+		return false;
+	dst[0] = (uint8_t)nb;
+	for (k = 0; k < nb; k++)
+		memcpy(dst + 1 + (size_t)k * STORE_HASH_LEN, base[k].h.b, STORE_HASH_LEN);
+	sl->out_len[i] = hdr + n;
+	sl->codec[i] = STORE_CODEC_DELTA;
+	return true;
+}
 
 static int process(struct worker *w, struct slot *sl)
 {
@@ -253,10 +291,19 @@ static int process(struct worker *w, struct slot *sl)
 			continue;
 		uint8_t *p = sl->in + (size_t)i * im->chunk;
 		sl->out_off[i] = out;
+		uint64_t a[SIM_MAX_ANCHORS];
+		unsigned na = im->sim ? sim_anchors(p, sl->len[i], a) : 0;
+		if (na && delta_encode(w, sl, i, a, na)) {
+			out += sl->out_len[i];
+			continue;
+		}
 		size_t n, cap = sl->len[i] - sl->len[i] / 32;
 		if (sl->len[i] >= 64 &&
 		    !store_compress(im->s, p, sl->len[i], sl->out + out, cap, &n)) {
 			sl->codec[i] = STORE_CODEC_ZSTD;
+			/* compressible and new: a base for later chunks */
+			if (na)
+				sim_add(im->sim, a, na, sl->first + i, &sl->h[i]);
 		} else {
 			memcpy(sl->out + out, p, sl->len[i]);
 			n = sl->len[i];
@@ -316,35 +363,36 @@ static int store_job(struct import *im, struct tree_writer *tw, struct slot *sl,
 			continue;
 		}
 		st->chunks++;
+		const void *stored = sl->out + sl->out_off[i];
+		size_t slen = sl->out_len[i];
+		enum store_codec codec = sl->codec[i];
+		bool plain = false;
 		if (sl->what[i] == C_EXISTS) {
 			/* Found by the worker outside this transaction: make sure it
-			 * is still there (gc may have run) and pin it. */
+			 * is still there (gc may have run) and pin it; if it is gone,
+			 * store it after all. */
 			r = store_pin_locked(s, &sl->h[i]);
 			if (r != 0)
 				continue;
-			const void *stored;
-			size_t slen;
-			enum store_codec codec;
-			void *buf;
-			uint8_t *p = sl->in + (size_t)i * im->chunk;
-			if ((r = store_encode(s, p, sl->len[i], &stored, &slen, &codec, &buf)))
+			plain = true;
+		} else if (codec == STORE_CODEC_DELTA) {
+			/* Its bases must be plain blobs in the store (an identical
+			 * chunk stored earlier as a delta would not do). */
+			r = store_delta_check_locked(s, stored, slen);
+			if (r < 0)
 				break;
-			r = store_insert_locked(s, &sl->h[i], STORE_BLOB, sl->len[i], codec, stored,
-						slen);
-			free(buf);
-			if (r > 0) {
-				st->new_chunks++;
-				st->new_stored += slen;
-				*txn_bytes += slen;
-			}
-			continue;
+			plain = r == 0;
 		}
-		r = store_insert_locked(s, &sl->h[i], STORE_BLOB, sl->len[i], sl->codec[i],
-					sl->out + sl->out_off[i], sl->out_len[i]);
+		void *buf = NULL;
+		if (plain && (r = store_encode(s, sl->in + (size_t)i * im->chunk, sl->len[i], &stored,
+					       &slen, &codec, &buf)))
+			break;
+		r = store_insert_locked(s, &sl->h[i], STORE_BLOB, sl->len[i], codec, stored, slen);
+		free(buf);
 		if (r > 0) {
 			st->new_chunks++;
-			st->new_stored += sl->out_len[i];
-			*txn_bytes += sl->out_len[i];
+			st->new_stored += slen;
+			*txn_bytes += slen;
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -490,8 +538,8 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 	return r;
 }
 
-int store_import_fd(struct store *s, int fd, const struct store_progress *progress,
-		    struct store_hash *ret_root, struct store_import_stats *ret_stats)
+static int import_fd(struct store *s, int fd, bool similar, const struct store_progress *progress,
+		     struct store_hash *ret_root, struct store_import_stats *ret_stats)
 {
 	struct import *im = calloc(1, sizeof(*im));
 	if (!im)
@@ -518,6 +566,16 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
 	pthread_cond_init(&im->cv_done, NULL);
 	if ((r = slots_alloc(im)))
 		goto out_sync;
+	if (similar && !(im->sim = sim_index_new(im->nchunks))) {
+		r = store_err(ENOMEM, "out of memory");
+		goto out_sync;
+	}
+	for (int i = 0; i < nworkers && similar; i++)
+		if (!(w[i].bases = malloc(STORE_DELTA_BASES * (size_t)im->chunk)) ||
+		    !(w[i].delta = malloc(store_compress_bound(im->chunk)))) {
+			r = store_err(ENOMEM, "out of memory");
+			goto out_sync;
+		}
 	for (int i = 0; i < nworkers; i++) {
 		w[i].im = im;
 		/* A second connection lets workers find existing chunks without
@@ -594,6 +652,11 @@ out_conn:
 		sqlite3_close(w[i].db);
 	}
 out_sync:
+	for (int i = 0; i < nworkers; i++) {
+		free(w[i].bases);
+		free(w[i].delta);
+	}
+	sim_index_free(im->sim);
 	slots_free(im);
 	pthread_cond_destroy(&im->cv_free);
 	pthread_cond_destroy(&im->cv_filled);
@@ -604,4 +667,16 @@ out:
 	if (!r && ret_stats)
 		*ret_stats = st;
 	return r;
+}
+
+int store_import_fd(struct store *s, int fd, const struct store_progress *progress,
+		    struct store_hash *ret_root, struct store_import_stats *ret_stats)
+{
+	return import_fd(s, fd, false, progress, ret_root, ret_stats);
+}
+
+int store_import_similar_fd(struct store *s, int fd, const struct store_progress *progress,
+			    struct store_hash *ret_root, struct store_import_stats *ret_stats)
+{
+	return import_fd(s, fd, true, progress, ret_root, ret_stats);
 }

@@ -221,6 +221,8 @@ int store_decode_into(struct store *s, const struct store_hash *h, enum store_co
 			memcpy(out, stored, size);
 	} else if (codec == STORE_CODEC_ZSTD) {
 		r = store_decompress(s, stored, stored_len, out, size);
+	} else if (codec == STORE_CODEC_DELTA) {
+		r = store_delta_decode(s, h, stored, stored_len, out, size);
 	} else {
 		r = -EBADMSG;
 	}
@@ -260,7 +262,7 @@ int store_decode(struct store *s, const struct store_hash *h, enum store_codec c
 	return 0;
 }
 
-int store_get_raw(struct store *s, const struct store_hash *h, struct store_raw *ret)
+int store_fetch_raw(struct store *s, const struct store_hash *h, struct store_raw *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	pthread_mutex_lock(&s->lock);
@@ -291,6 +293,34 @@ int store_get_raw(struct store *s, const struct store_hash *h, struct store_raw 
 	return r;
 }
 
+int store_get_raw(struct store *s, const struct store_hash *h, struct store_raw *ret)
+{
+	int r = store_fetch_raw(s, h, ret);
+	if (r || ret->info.codec != STORE_CODEC_DELTA)
+		return r;
+	void *plain;
+	r = store_decode(s, h, ret->info.codec, ret->info.size, ret->data, ret->info.stored_size,
+			 &plain);
+	store_raw_release(ret);
+	if (r)
+		return r;
+	const void *stored;
+	size_t len;
+	void *buf;
+	r = store_encode(s, plain, ret->info.size, &stored, &len, &ret->info.codec, &buf);
+	if (!r) {
+		if (buf) {
+			free(plain);
+			plain = buf;
+		}
+		ret->data = plain;
+		ret->info.stored_size = len;
+	} else {
+		free(plain);
+	}
+	return r;
+}
+
 void store_raw_release(struct store_raw *r)
 {
 	if (!r)
@@ -303,7 +333,7 @@ int store_get(struct store *s, const struct store_hash *h, enum store_kind *ret_
 	      void **ret_data, size_t *ret_len)
 {
 	struct store_raw raw;
-	int r = store_get_raw(s, h, &raw);
+	int r = store_fetch_raw(s, h, &raw);
 	if (r)
 		return r;
 	void *out;

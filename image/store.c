@@ -173,6 +173,16 @@ const char *store_kind_name(enum store_kind kind)
 	return "?";
 }
 
+const char *store_codec_name(enum store_codec codec)
+{
+	switch (codec) {
+	case STORE_CODEC_RAW: return "raw";
+	case STORE_CODEC_ZSTD: return "zstd";
+	case STORE_CODEC_DELTA: return "delta";
+	}
+	return "?";
+}
+
 /* ---- zstd ------------------------------------------------------------- */
 
 struct zctx {
@@ -210,8 +220,8 @@ size_t store_compress_bound(size_t len)
 	return ZSTD_compressBound(len);
 }
 
-int store_compress(struct store *s, const void *src, size_t len, void *dst, size_t cap,
-		   size_t *ret_len)
+int store_compress_prefix(struct store *s, const void *src, size_t len, const void *prefix,
+			  size_t plen, void *dst, size_t cap, size_t *ret_len)
 {
 	struct zctx *z = zctx_get(s);
 	if (!z)
@@ -224,14 +234,27 @@ int store_compress(struct store *s, const void *src, size_t len, void *dst, size
 		ZSTD_CCtx_setParameter(z->c, ZSTD_c_checksumFlag, 0);
 		ZSTD_CCtx_setParameter(z->c, ZSTD_c_contentSizeFlag, 1);
 	}
+	/* A prefix holds for the next frame only. */
+	if (plen && ZSTD_isError(ZSTD_CCtx_refPrefix(z->c, prefix, plen)))
+		return store_err(EIO, "zstd refused a prefix");
 	size_t n = ZSTD_compress2(z->c, dst, cap, src, len);
-	if (ZSTD_isError(n))
+	if (ZSTD_isError(n)) {
+		if (plen)
+			ZSTD_CCtx_reset(z->c, ZSTD_reset_session_only);
 		return store_err(EIO, "zstd compression failed: %s", ZSTD_getErrorName(n));
+	}
 	*ret_len = n;
 	return 0;
 }
 
-int store_decompress(struct store *s, const void *src, size_t len, void *dst, size_t size)
+int store_compress(struct store *s, const void *src, size_t len, void *dst, size_t cap,
+		   size_t *ret_len)
+{
+	return store_compress_prefix(s, src, len, NULL, 0, dst, cap, ret_len);
+}
+
+int store_decompress_prefix(struct store *s, const void *src, size_t len, const void *prefix,
+			    size_t plen, void *dst, size_t size)
 {
 	struct zctx *z = zctx_get(s);
 	if (!z)
@@ -241,10 +264,19 @@ int store_decompress(struct store *s, const void *src, size_t len, void *dst, si
 		if (!z->d)
 			return store_err(ENOMEM, "out of memory (zstd)");
 	}
+	if (plen && ZSTD_isError(ZSTD_DCtx_refPrefix(z->d, prefix, plen)))
+		return -EBADMSG;
 	size_t n = ZSTD_decompressDCtx(z->d, dst, size, src, len);
+	if (plen && ZSTD_isError(n))
+		ZSTD_DCtx_reset(z->d, ZSTD_reset_session_only);
 	if (ZSTD_isError(n) || n != size)
 		return -EBADMSG;
 	return 0;
+}
+
+int store_decompress(struct store *s, const void *src, size_t len, void *dst, size_t size)
+{
+	return store_decompress_prefix(s, src, len, NULL, 0, dst, size);
 }
 
 /* ---- open / create ---------------------------------------------------- */

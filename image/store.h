@@ -47,7 +47,10 @@ enum store_kind {
 	STORE_COMMIT = 4,   /* see image/commit.h */
 };
 
-enum store_codec { STORE_CODEC_RAW = 0, STORE_CODEC_ZSTD = 1 };
+/* STORE_CODEC_DELTA (blobs only): a zstd frame against up to two other blobs
+ * of the store (see store_int.h). It never leaves the store: store_get_raw
+ * hands such an object out re-encoded as RAW or ZSTD. */
+enum store_codec { STORE_CODEC_RAW = 0, STORE_CODEC_ZSTD = 1, STORE_CODEC_DELTA = 2 };
 
 /* ---- hashes ---------------------------------------------------------- */
 void store_hash_buf(const void *data, size_t len, struct store_hash *ret);
@@ -58,6 +61,7 @@ void store_hash_hex(const struct store_hash *h, char *out);
 /* Parses exactly 64 hex digits. 0 or -EINVAL. */
 int store_hash_parse(const char *hex, struct store_hash *ret);
 const char *store_kind_name(enum store_kind kind);   /* "blob", ... or "?" */
+const char *store_codec_name(enum store_codec codec); /* "raw", "zstd", "delta" or "?" */
 
 /* ---- errors ----------------------------------------------------------- */
 /* One-line description of the last failure in the calling thread. */
@@ -144,7 +148,8 @@ int store_children(enum store_kind kind, const void *data, size_t len,
  * -ENOENT none, -EEXIST ambiguous. */
 int store_resolve_prefix(struct store *s, const char *prefix, struct store_hash *ret);
 
-/* Raw objects, as stored (for moving objects between stores unchanged). */
+/* Raw objects, as stored (for moving objects between stores unchanged),
+ * except that a delta blob comes out self-contained (RAW or ZSTD). */
 struct store_raw {
 	struct store_obj_info info;
 	void *data;             /* info.stored_size bytes, malloc'd */
@@ -246,6 +251,12 @@ struct store_import_stats {
  * change during the call. progress and ret_stats may be NULL. */
 int store_import_fd(struct store *s, int fd, const struct store_progress *progress,
 		    struct store_hash *ret_root, struct store_import_stats *ret_stats);
+/* The same, and a new chunk that shares content with earlier new chunks of
+ * the same input at any byte offset (a file copied into RAM twice, a page
+ * cache page and the heap buffer it was read into) is stored as a zstd
+ * delta against up to two of them when that is smaller. For guest RAM. */
+int store_import_similar_fd(struct store *s, int fd, const struct store_progress *progress,
+			    struct store_hash *ret_root, struct store_import_stats *ret_stats);
 /* Writes tree root into fd from offset 0. A regular file is truncated to the
  * tree's size and written sparse (zero chunks are left as holes). */
 int store_export_fd(struct store *s, const struct store_hash *root, int fd,

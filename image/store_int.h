@@ -18,7 +18,8 @@
  *             kind          INTEGER   enum store_kind
  *             size          INTEGER   uncompressed bytes
  *             stored_size   INTEGER   length(data)
- *             codec         INTEGER   0 raw, 1 zstd (one frame)
+ *             codec         INTEGER   0 raw, 1 zstd (one frame), 2 delta
+ *                                     (blobs only, below)
  *             data          BLOB      stored bytes (last: reading the other
  *                                     columns never touches overflow pages)
  *   refs      name          TEXT PK   see store_ref_valid()
@@ -42,6 +43,14 @@
  * lock is held. A session whose lock is free belongs to a dead process: gc
  * drops its pins. Crashing never leaks a pin forever and never loses an
  * object a live writer relies on.
+ *
+ * Delta blob (codec 2): u8 n (1..STORE_DELTA_BASES), n base hashes (32
+ * bytes each), then one zstd frame made with the bases' contents, back to
+ * back, as its prefix. A base is a blob stored raw or zstd, never itself a
+ * delta, of at most STORE_CHUNK_MAX bytes: reading a delta reads at most n
+ * more objects. The writer checks this before inserting (the bases exist
+ * and are pinned in the same transaction); gc keeps the bases of every
+ * delta it reaches; the decoder refuses anything else as corrupt.
  *
  * Tree node (kind tree), little-endian:
  *
@@ -144,6 +153,47 @@ int store_compress(struct store *s, const void *src, size_t len, void *dst, size
 		   size_t *ret_len);
 int store_decompress(struct store *s, const void *src, size_t len, void *dst, size_t size);
 size_t store_compress_bound(size_t len);
+
+/* The same with a prefix (the bases of a delta blob). */
+int store_compress_prefix(struct store *s, const void *src, size_t len, const void *prefix,
+			  size_t plen, void *dst, size_t cap, size_t *ret_len);
+int store_decompress_prefix(struct store *s, const void *src, size_t len, const void *prefix,
+			    size_t plen, void *dst, size_t size);
+
+/* ---- delta blobs (delta.c) ----------------------------------------------- */
+#define STORE_DELTA_BASES 2
+#define STORE_DELTA_HDR(n) (1 + (size_t)(n) * STORE_HASH_LEN)
+/* The base hashes of a delta's stored bytes: their count, or -EBADMSG. */
+int store_delta_bases(const void *stored, size_t len, struct store_hash ret[STORE_DELTA_BASES]);
+/* Decodes a delta's stored bytes into out (size bytes): reads its bases. */
+int store_delta_decode(struct store *s, const struct store_hash *h, const void *stored,
+		       size_t stored_len, void *out, size_t size);
+/* Before a delta is inserted: 1 if every base is a stored raw or zstd blob
+ * (then pinned), 0 if not (store the chunk plainly), -errno. Locked + txn. */
+int store_delta_check_locked(struct store *s, const void *stored, size_t len);
+
+/* Finding similar chunks: content-defined anchors (a rolling hash of the
+ * last bytes hits a pattern about every 512 bytes, wherever the content sits
+ * in the chunk) in an index from anchor to the first chunk that had it. */
+#define SIM_MAX_ANCHORS 64
+struct sim_index;
+struct sim_base {
+	uint64_t chunk;
+	struct store_hash h;
+};
+struct sim_index *sim_index_new(uint64_t nchunks);
+void sim_index_free(struct sim_index *x);
+unsigned sim_anchors(const uint8_t *p, size_t len, uint64_t out[SIM_MAX_ANCHORS]);
+/* Up to STORE_DELTA_BASES chunks before chunk `before` sharing the most
+ * anchors, best first. Thread-safe. */
+unsigned sim_find(struct sim_index *x, const uint64_t *a, unsigned n, uint64_t before,
+		  struct sim_base ret[STORE_DELTA_BASES]);
+/* Adds chunk (content hash h) under its anchors not yet in the index. */
+void sim_add(struct sim_index *x, const uint64_t *a, unsigned n, uint64_t chunk,
+	     const struct store_hash *h);
+
+/* Reads an object's row as stored (delta blobs included). */
+int store_fetch_raw(struct store *s, const struct store_hash *h, struct store_raw *ret);
 
 /* Transaction helpers for the writer paths (s->lock not held). */
 int store_exec(struct store *s, const char *sql);

@@ -123,7 +123,7 @@ static int check_object(struct verify *v, size_t i)
 {
 	struct vobj *o = &v->o[i];
 	struct store_raw raw;
-	int r = store_get_raw(v->s, &o->h, &raw);
+	int r = store_fetch_raw(v->s, &o->h, &raw);
 	if (r)
 		return r;
 	v->rep->stored_bytes += raw.info.stored_size;

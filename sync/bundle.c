@@ -217,6 +217,13 @@ int sync_bundle_create(struct store *s, const struct sync_bundle_opts *o, const 
 	for (size_t i = 0; i < objs.n; i++) {
 		struct store_obj_info info;
 		rc = store_stat(s, &objs.v[i].h, &info);
+		if (rc == 0 && info.codec == STORE_CODEC_DELTA) {
+			/* written self-contained, as store_get_raw gives it below */
+			struct store_raw raw;
+			rc = store_get_raw(s, &objs.v[i].h, &raw);
+			info = raw.info;
+			store_raw_release(&raw);
+		}
 		if (rc < 0)
 			goto fail_msg;
 		store_hash_hex(&objs.v[i].h, hex);

@@ -1,6 +1,6 @@
 /* Unit tests for image/: object encoding and re-hashing, tree encoding and
  * building, commits, refs CAS, gc with live and dead writers, verify,
- * import/export, concurrent tree reads and bad databases. */
+ * import/export, delta blobs, concurrent tree reads and bad databases. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -705,6 +705,120 @@ static void test_import_export(void)
 	store_free(s);
 }
 
+/* Text-like bytes: words from a small vocabulary (compressible, but no
+ * 16 KiB of it repeats). */
+static void fill_words(uint8_t *p, size_t n)
+{
+	static const char *const w[] = { "kernel ", "page ", "tree ", "roam ", "chunk ",
+		"store ", "delta ", "guest ", "\n", "0x", "ffffffff81", "T ", "t ", "D " };
+	size_t i = 0;
+	while (i < n) {
+		const char *x = w[(unsigned)test_rnd() % (sizeof(w) / sizeof(w[0]))];
+		for (; *x && i < n; x++)
+			p[i++] = (uint8_t)*x;
+		if (i < n)
+			p[i++] = (uint8_t)('a' + (unsigned)test_rnd() % 26);
+	}
+}
+
+/* Similar chunks: a text copied again at a shift of 1000 bytes is stored
+ * as deltas against the first copy, reads back exactly, leaves the store
+ * self-contained (raw reads, gc), and a corrupt base is an error. */
+static void test_similar(void)
+{
+	enum { C = 16384, TEXT = 6 * C };
+	char pa[256], pb[256], f[300];
+	struct store *a = new_store(C, pa, sizeof(pa)), *b = new_store(C, pb, sizeof(pb));
+	if (!a || !b)
+		return;
+	static uint8_t img[2 * TEXT + 2 * C], back[sizeof(img)];
+	fill_words(img, TEXT);
+	memcpy(img + TEXT + 1000, img, TEXT);
+	test_fill_random(img + 2 * TEXT + 1000, sizeof(img) - 2 * TEXT - 1000);
+	snprintf(f, sizeof(f), "%s/similar", tmpdir);
+	int fd = open(f, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, img, sizeof(img)) == (ssize_t)sizeof(img));
+	struct store_hash plain, root;
+	struct store_import_stats sp, ss;
+	CHECK(!store_import_fd(b, fd, NULL, &plain, &sp));
+	CHECK(!store_import_similar_fd(a, fd, NULL, &root, &ss));
+	close(fd);
+	CHECK(store_hash_eq(&plain, &root));
+	/* The second copy costs well under half of what it costs plainly. */
+	uint64_t text_plain = sp.new_stored - (sizeof(img) - 2 * TEXT);
+	CHECK(ss.new_stored < sp.new_stored - text_plain / 4);
+	struct store_tree *t;
+	CHECK(!store_tree_open(a, &root, &t));
+	CHECK(t && store_tree_read(t, back, sizeof(back), 0) == (ssize_t)sizeof(back) &&
+	      !memcmp(back, img, sizeof(img)));
+	/* Find the deltas and their bases. */
+	struct store_hash delta = { { 0 } }, base[STORE_DELTA_BASES];
+	int ndelta = 0, nbase = 0;
+	for (uint64_t c = 0; c < sizeof(img) / C; c++) {
+		struct store_hash h;
+		struct store_obj_info info;
+		CHECK(!store_tree_chunk_hash(t, c, &h) && !store_stat(a, &h, &info));
+		if (info.codec != STORE_CODEC_DELTA)
+			continue;
+		CHECK(c >= TEXT / C);   /* only the copy */
+		struct store_raw raw;
+		CHECK(!store_fetch_raw(a, &h, &raw));
+		if (!ndelta++) {
+			delta = h;
+			nbase = store_delta_bases(raw.data, raw.info.stored_size, base);
+		}
+		store_raw_release(&raw);
+		/* Handed out self-contained; another store takes it. */
+		CHECK(!store_get_raw(a, &h, &raw));
+		CHECK(raw.info.codec != STORE_CODEC_DELTA);
+		CHECK_EQ(store_put_raw(b, &h, &raw), 0);
+		store_raw_release(&raw);
+	}
+	store_tree_free(t);
+	CHECK(ndelta >= 4);
+	CHECK(nbase >= 1);
+	/* gc keeps the bases of a delta that only another tree reaches: zero
+	 * every chunk of the first copy, keep only that tree. */
+	struct store_tree_builder *bl;
+	struct store_hash root2;
+	static const struct store_hash zero;
+	CHECK(!store_tree_builder_new(a, sizeof(img), &root, &bl));
+	for (uint64_t c = 0; c < TEXT / C; c++)
+		CHECK(!store_tree_builder_set_hash(bl, c, &zero));
+	CHECK(!store_tree_builder_finish(bl, &root2));
+	store_tree_builder_free(bl);
+	CHECK(!store_ref_cas(a, "disks/copy", NULL, &root2));
+	CHECK(!store_unpin(a));
+	struct store_gc_stats gs;
+	CHECK(!store_gc(a, NULL, &gs));
+	CHECK(gs.freed_objects > 0);
+	CHECK(!store_tree_open(a, &root2, &t));
+	CHECK(t && store_tree_read(t, back, sizeof(back), 0) == (ssize_t)sizeof(back) &&
+	      !memcmp(back + TEXT, img + TEXT, sizeof(img) - TEXT));
+	store_tree_free(t);
+	struct store_verify_report *rep;
+	CHECK_EQ(store_verify(a, NULL, &rep), 0);
+	store_verify_report_free(rep);
+	/* A corrupt base: reading the delta fails, verify names both. */
+	CHECK(nbase >= 1 && !corrupt(pa, &base[0]));
+	void *data;
+	size_t len;
+	CHECK_EQ(store_get(a, &delta, NULL, &data, &len), -EBADMSG);
+	CHECK(strstr(store_last_error(), "corrupt") != NULL);
+	int nbad = store_verify(a, NULL, &rep);
+	CHECK(nbad >= 2 && rep && (int)rep->n_bad == nbad && rep->n_bad_refs == 1);
+	store_verify_report_free(rep);
+	/* Hostile delta headers are refused as corrupt. */
+	uint8_t hdr[1 + 2 * STORE_HASH_LEN + 4] = { 3 };
+	CHECK_EQ(store_delta_bases(hdr, sizeof(hdr), base), -EBADMSG);
+	hdr[0] = 0;
+	CHECK_EQ(store_delta_bases(hdr, sizeof(hdr), base), -EBADMSG);
+	hdr[0] = 2;
+	CHECK_EQ(store_delta_bases(hdr, 1 + 2 * STORE_HASH_LEN, base), -EBADMSG);
+	store_free(a);
+	store_free(b);
+}
+
 static void test_bad_databases(void)
 {
 	char path[300], db[320];
@@ -894,6 +1008,7 @@ int main(void)
 	TEST(test_gc);
 	TEST(test_verify);
 	TEST(test_import_export);
+	TEST(test_similar);
 	TEST(test_bad_databases);
 	TEST(test_lock_timeout);
 	TEST(test_deferred_checkpoint);

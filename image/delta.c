@@ -1,0 +1,229 @@
+/* Delta blobs (format in store_int.h): decoding one against its bases, the
+ * writer's check of the bases, and the similarity index that import uses to
+ * pick bases among the chunks it stored before. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "image/store_int.h"
+
+int store_delta_bases(const void *stored, size_t len, struct store_hash ret[STORE_DELTA_BASES])
+{
+	const uint8_t *p = stored;
+	if (len < 1 || p[0] < 1 || p[0] > STORE_DELTA_BASES || len <= STORE_DELTA_HDR(p[0]))
+		return -EBADMSG;
+	for (unsigned i = 0; i < p[0]; i++)
+		memcpy(ret[i].b, p + 1 + (size_t)i * STORE_HASH_LEN, STORE_HASH_LEN);
+	return p[0];
+}
+
+static int bad_delta(const struct store_hash *h, const struct store_hash *base, const char *why)
+{
+	char hex[STORE_HASH_HEX], bhex[STORE_HASH_HEX];
+	store_hex(h, hex);
+	store_hex(base, bhex);
+	return store_err(EBADMSG, "object %s is corrupt (its delta base %s %s); run 'roam verify'",
+			 hex, bhex, why);
+}
+
+int store_delta_decode(struct store *s, const struct store_hash *h, const void *stored,
+		       size_t stored_len, void *out, size_t size)
+{
+	struct store_hash base[STORE_DELTA_BASES];
+	struct store_raw raw[STORE_DELTA_BASES] = { 0 };
+	int n = store_delta_bases(stored, stored_len, base), got = 0, r = 0;
+	if (n < 0)
+		return n;
+	size_t plen = 0;
+	for (; got < n && !r; got++) {
+		r = store_fetch_raw(s, &base[got], &raw[got]);
+		if (r == -ENOENT)
+			r = bad_delta(h, &base[got], "is missing");
+		else if (!r && (raw[got].info.kind != STORE_BLOB ||
+				raw[got].info.size > STORE_CHUNK_MAX ||
+				(raw[got].info.codec != STORE_CODEC_RAW &&
+				 raw[got].info.codec != STORE_CODEC_ZSTD)))
+			r = bad_delta(h, &base[got], "is not a plain blob");
+		else if (!r)
+			plen += raw[got].info.size;
+	}
+	uint8_t *prefix = r ? NULL : malloc(plen ? plen : 1);
+	if (!r && !prefix)
+		r = store_err(ENOMEM, "out of memory");
+	size_t off = 0;
+	for (int i = 0; i < n && !r; i++) {
+		r = store_decode_into(s, &base[i], raw[i].info.codec, raw[i].info.size,
+				      raw[i].data, raw[i].info.stored_size, prefix + off);
+		off += raw[i].info.size;
+	}
+	if (!r) {
+		size_t hdr = STORE_DELTA_HDR(n);
+		r = store_decompress_prefix(s, (const uint8_t *)stored + hdr, stored_len - hdr,
+					    prefix, plen, out, size);
+	}
+	for (int i = 0; i < got; i++)
+		store_raw_release(&raw[i]);
+	free(prefix);
+	return r;
+}
+
+int store_delta_check_locked(struct store *s, const void *stored, size_t len)
+{
+	struct store_hash base[STORE_DELTA_BASES];
+	int n = store_delta_bases(stored, len, base);
+	if (n < 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		sqlite3_stmt *st = s->st_stat;
+		sqlite3_bind_blob(st, 1, base[i].b, STORE_HASH_LEN, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		bool ok = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == STORE_BLOB &&
+			  sqlite3_column_int64(st, 1) <= STORE_CHUNK_MAX &&
+			  sqlite3_column_int(st, 3) != STORE_CODEC_DELTA;
+		sqlite3_reset(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return store_sqlerr(s, rc, "looking up a delta base");
+		if (!ok)
+			return 0;
+		int r = store_pend_locked(s, &base[i]);
+		if (r)
+			return r;
+	}
+	return 1;
+}
+
+/* ---- similarity index ------------------------------------------------------ */
+
+/* Gear rolling hash: each byte shifts the hash left by one, so a value
+ * depends on the last 64 bytes only. An anchor is a position whose hash
+ * has its top 9 bits clear. */
+#define ANCHOR_BITS 9
+#define ANCHOR_SKIP 32    /* positions whose window starts before the chunk */
+
+static uint64_t gear[256];
+static pthread_once_t gear_once = PTHREAD_ONCE_INIT;
+
+static void gear_init(void)
+{
+	uint64_t x = 0x524f414d;   /* splitmix64 */
+	for (int i = 0; i < 256; i++) {
+		uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		gear[i] = z ^ (z >> 31);
+	}
+}
+
+unsigned sim_anchors(const uint8_t *p, size_t len, uint64_t out[SIM_MAX_ANCHORS])
+{
+	pthread_once(&gear_once, gear_init);
+	uint64_t h = 0;
+	unsigned n = 0;
+	for (size_t i = 0; i < len && n < SIM_MAX_ANCHORS; i++) {
+		h = (h << 1) + gear[p[i]];
+		if (i >= ANCHOR_SKIP && !(h >> (64 - ANCHOR_BITS)))
+			out[n++] = h;
+	}
+	return n;
+}
+
+/* Open addressing: a slot holds 32 bits of the anchor (the others chose
+ * the slot) and the entry + 1 of the first chunk that had it; entries keep
+ * the chunk's index and hash. Full at 3/4: later chunks are then not
+ * added. */
+struct sim_index {
+	pthread_mutex_t m;
+	uint64_t *slot;           /* tag << 32 | (entry + 1) */
+	uint64_t mask, used;
+	struct sim_base *ent;
+	size_t nent;
+};
+
+struct sim_index *sim_index_new(uint64_t nchunks)
+{
+	uint64_t want = nchunks * 16, n = 1u << 12;
+	while (n < want && n < (1u << 21))
+		n <<= 1;
+	struct sim_index *x = calloc(1, sizeof(*x));
+	if (!x || !(x->slot = calloc(n, sizeof(*x->slot))) ||
+	    !(x->ent = malloc(n / 4 * 3 * sizeof(*x->ent)))) {
+		if (x)
+			free(x->slot);
+		free(x);
+		return NULL;
+	}
+	x->mask = n - 1;
+	pthread_mutex_init(&x->m, NULL);
+	return x;
+}
+
+void sim_index_free(struct sim_index *x)
+{
+	if (!x)
+		return;
+	pthread_mutex_destroy(&x->m);
+	free(x->slot);
+	free(x->ent);
+	free(x);
+}
+
+/* The slot of anchor a: its own, or the empty one where it would go. */
+static uint64_t *sim_slot(struct sim_index *x, uint64_t a)
+{
+	uint64_t tag = a >> 32;
+	for (uint64_t i = a & x->mask;; i = (i + 1) & x->mask)
+		if (!x->slot[i] || x->slot[i] >> 32 == tag)
+			return &x->slot[i];
+}
+
+unsigned sim_find(struct sim_index *x, const uint64_t *a, unsigned n, uint64_t before,
+		  struct sim_base ret[STORE_DELTA_BASES])
+{
+	uint64_t cand[SIM_MAX_ANCHORS];
+	unsigned votes[SIM_MAX_ANCHORS], nc = 0, got = 0;
+	pthread_mutex_lock(&x->m);
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t v = *sim_slot(x, a[i]) & 0xffffffffu;
+		if (!v || x->ent[v - 1].chunk >= before)
+			continue;
+		unsigned k = 0;
+		while (k < nc && cand[k] != v - 1)
+			k++;
+		if (k == nc) {
+			cand[nc] = v - 1;
+			votes[nc++] = 0;
+		}
+		votes[k]++;
+	}
+	while (got < STORE_DELTA_BASES) {
+		unsigned best = nc;
+		for (unsigned k = 0; k < nc; k++)
+			if (votes[k] && (best == nc || votes[k] > votes[best]))
+				best = k;
+		if (best == nc)
+			break;
+		ret[got++] = x->ent[cand[best]];
+		votes[best] = 0;
+	}
+	pthread_mutex_unlock(&x->m);
+	return got;
+}
+
+void sim_add(struct sim_index *x, const uint64_t *a, unsigned n, uint64_t chunk,
+	     const struct store_hash *h)
+{
+	pthread_mutex_lock(&x->m);
+	size_t e = x->nent;
+	bool added = false;
+	for (unsigned i = 0; i < n && x->used < x->mask / 4 * 3; i++) {
+		uint64_t *sl = sim_slot(x, a[i]);
+		if (*sl)
+			continue;   /* the first chunk with this anchor stays */
+		*sl = (a[i] >> 32) << 32 | (e + 1);
+		x->used++;
+		added = true;
+	}
+	if (added)
+		x->ent[x->nent++] = (struct sim_base){ .chunk = chunk, .h = *h };
+	pthread_mutex_unlock(&x->m);
+}
