@@ -10,13 +10,13 @@
 #include "checkpoint/memory.h"
 #include "monitor/guest_mem.h"
 
-int ckpt_mem_save_full(struct store *s, struct guest_mem *m, struct store_hash *ret,
-		       struct ckpt_mem_stats *stats)
+int ckpt_mem_save_full(struct store *s, struct guest_mem *m, const struct store_hash *bases,
+		       size_t nbases, struct store_hash *ret, struct ckpt_mem_stats *stats)
 {
 	struct store_import_stats is;
 	if (lseek(gmem_fd(m), 0, SEEK_SET) < 0)
 		return -errno;
-	int rc = store_import_similar_fd(s, gmem_fd(m), NULL, ret, &is);
+	int rc = store_import_similar_fd(s, gmem_fd(m), bases, nbases, NULL, ret, &is);
 	if (rc < 0)
 		return rc;
 	if (stats)

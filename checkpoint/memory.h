@@ -16,9 +16,11 @@ struct ckpt_mem_stats {
 	uint64_t chunks_unchanged; /* incremental: dirty chunks equal to the base's */
 };
 
-/* Full save of all RAM. */
-int ckpt_mem_save_full(struct store *s, struct guest_mem *m, struct store_hash *ret,
-		       struct ckpt_mem_stats *stats);
+/* Full save of all RAM. A chunk may be stored as a delta against earlier
+ * chunks or against the stored blobs in bases (disk chunks the guest read;
+ * may be NULL). RAM must not change during the call. */
+int ckpt_mem_save_full(struct store *s, struct guest_mem *m, const struct store_hash *bases,
+		       size_t nbases, struct store_hash *ret, struct ckpt_mem_stats *stats);
 /* Incremental save: base is the previous memory tree; dirty has one bit per
  * 4 KiB page of RAM (gmem_take_dirty layout) for pages written since base.
  * RAM must not change during the call (the VM is paused). Dirty chunks that

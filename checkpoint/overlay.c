@@ -19,6 +19,7 @@ struct ckpt_overlay {
 	uint32_t chunk;
 	int fd;
 	uint64_t *dirty;            /* one bit per chunk */
+	uint64_t *read;             /* one bit per chunk the guest read from base */
 	uint64_t nchunks;
 	uint8_t *buf;               /* one chunk, for copy-up */
 };
@@ -88,6 +89,8 @@ static int ov_pread(struct blockdev *b, void *buf, size_t len, uint64_t off)
 		int rc = d ? full_pread(o->fd, buf, n, off) : base_read(o, buf, n, off);
 		if (rc < 0)
 			return rc;
+		for (uint64_t k = d ? end / o->chunk : c; k * o->chunk < off + n; k++)
+			__atomic_fetch_or(&o->read[k / 64], 1ULL << (k % 64), __ATOMIC_RELAXED);
 		buf = (char *)buf + n;
 		off += n;
 		len -= n;
@@ -172,6 +175,7 @@ static void ov_free(struct blockdev *b)
 	if (o->fd >= 0)
 		close(o->fd);
 	free(o->dirty);
+	free(o->read);
 	free(o->buf);
 	free(o);
 }
@@ -204,8 +208,9 @@ int ckpt_overlay_new(struct store *s, const struct store_hash *base, const char 
 	o->size = store_tree_size(o->base);
 	o->nchunks = (o->size + o->chunk - 1) / o->chunk;
 	o->dirty = calloc(o->nchunks / 64 + 1, sizeof(uint64_t));
+	o->read = calloc(o->nchunks / 64 + 1, sizeof(uint64_t));
 	o->buf = malloc(o->chunk);
-	if (!o->dirty || !o->buf) {
+	if (!o->dirty || !o->read || !o->buf) {
 		rc = -ENOMEM;
 		goto err;
 	}
@@ -229,6 +234,31 @@ uint64_t ckpt_overlay_dirty_chunks(struct ckpt_overlay *o)
 	for (uint64_t i = 0; i <= o->nchunks / 64; i++)
 		n += (uint64_t)__builtin_popcountll(o->dirty[i]);
 	return n;
+}
+
+int ckpt_overlay_read_blobs(struct ckpt_overlay *o, struct store_hash **v, size_t *n,
+			   size_t *cap)
+{
+	for (uint64_t c = 0; c < o->nchunks; c++) {
+		if (!(o->read[c / 64] >> (c % 64) & 1) || is_dirty(o, c))
+			continue;
+		struct store_hash h;
+		int rc = store_tree_chunk_hash(o->base, c, &h);
+		if (rc < 0)
+			return rc;
+		if (store_hash_is_zero(&h))
+			continue;
+		if (*n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 1024;
+			void *nv = realloc(*v, nc * sizeof(**v));
+			if (!nv)
+				return -ENOMEM;
+			*v = nv;
+			*cap = nc;
+		}
+		(*v)[(*n)++] = h;
+	}
+	return 0;
 }
 
 int ckpt_overlay_save(struct ckpt_overlay *o, struct store_hash *ret, uint64_t *ret_bytes)

@@ -31,6 +31,12 @@ int ckpt_overlay_save(struct ckpt_overlay *o, struct store_hash *ret, uint64_t *
 /* Once the save's objects are committed: its tree becomes the base and
  * nothing is dirty (a no-op without a save since the last adopt). */
 void ckpt_overlay_adopt(struct ckpt_overlay *o);
+/* Appends to *v (*n used of *cap, grown with realloc) the hashes of the
+ * chunks the guest has read from the base since the overlay opened and not
+ * written since: disk content that may also sit in guest RAM (page cache,
+ * copies). */
+int ckpt_overlay_read_blobs(struct ckpt_overlay *o, struct store_hash **v, size_t *n,
+			   size_t *cap);
 /* Chunks written since the last save. */
 uint64_t ckpt_overlay_dirty_chunks(struct ckpt_overlay *o);
 #endif

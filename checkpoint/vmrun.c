@@ -462,7 +462,16 @@ static int save(struct session *se, enum save_kind kind, const char *tag, const 
 		} else if (!full) {
 			rc = ckpt_mem_save_dirty(se->s, vm->mem, &se->mem_base, se->dirty, &mem_root, &ms);
 		} else {
-			rc = ckpt_mem_save_full(se->s, vm->mem, &mem_root, &ms);
+			/* Disk chunks the guest read may also be in its RAM. */
+			struct store_hash *bases = NULL;
+			size_t nb = 0, cap = 0;
+			for (int i = 0; i < se->ndisks && rc == 0; i++)
+				rc = ckpt_overlay_read_blobs(se->ov[i], &bases, &nb, &cap);
+			if (rc < 0)
+				snprintf(err, errlen, "cannot save VM %s: %s", se->name, strerror(-rc));
+			else
+				rc = ckpt_mem_save_full(se->s, vm->mem, bases, nb, &mem_root, &ms);
+			free(bases);
 			if (rc == 0)
 				start_dirty_log(se);
 		}

@@ -184,7 +184,7 @@ unsigned sim_find(struct sim_index *x, const uint64_t *a, unsigned n, uint64_t b
 	pthread_mutex_lock(&x->m);
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t v = *sim_slot(x, a[i]) & 0xffffffffu;
-		if (!v || x->ent[v - 1].chunk >= before)
+		if (!v || (!x->ent[v - 1].stored && x->ent[v - 1].chunk >= before))
 			continue;
 		unsigned k = 0;
 		while (k < nc && cand[k] != v - 1)
@@ -209,8 +209,7 @@ unsigned sim_find(struct sim_index *x, const uint64_t *a, unsigned n, uint64_t b
 	return got;
 }
 
-void sim_add(struct sim_index *x, const uint64_t *a, unsigned n, uint64_t chunk,
-	     const struct store_hash *h)
+void sim_add(struct sim_index *x, const uint64_t *a, unsigned n, const struct sim_base *b)
 {
 	pthread_mutex_lock(&x->m);
 	size_t e = x->nent;
@@ -224,6 +223,6 @@ void sim_add(struct sim_index *x, const uint64_t *a, unsigned n, uint64_t chunk,
 		added = true;
 	}
 	if (added)
-		x->ent[x->nent++] = (struct sim_base){ .chunk = chunk, .h = *h };
+		x->ent[x->nent++] = *b;
 	pthread_mutex_unlock(&x->m);
 }

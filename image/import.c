@@ -6,6 +6,7 @@
  * slots, so memory stays bounded whatever the file size. The similar
  * variant also lets workers store a chunk as a delta against earlier ones. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <linux/fs.h>
 #include <stdlib.h>
@@ -223,6 +224,54 @@ struct worker {
 	uint8_t *bases, *delta;            /* with im->sim: candidate bases, a delta */
 };
 
+/* Reads a base into buf (im->chunk bytes): an earlier chunk of the input
+ * (which must not change during the import), or a blob of the store. */
+static int base_load(struct import *im, const struct sim_base *b, uint8_t *buf, size_t *ret_len)
+{
+	if (!b->stored) {
+		uint64_t off = b->chunk * im->chunk;
+		*ret_len = im->size - off < im->chunk ? (size_t)(im->size - off) : im->chunk;
+		return read_full(im->fd, buf, *ret_len, off);
+	}
+	void *data;
+	enum store_kind kind;
+	int r = store_get(im->s, &b->h, &kind, &data, ret_len);
+	if (r)
+		return r;
+	if (kind != STORE_BLOB || *ret_len > im->chunk)
+		r = -EINVAL;
+	else
+		memcpy(buf, data, *ret_len);
+	free(data);
+	return r;
+}
+
+/* Indexes the stored blobs the caller offered as bases, on every worker. */
+struct base_indexer {
+	struct import *im;
+	const struct store_hash *h;
+	size_t n;
+	_Atomic size_t next;
+};
+
+static void *index_bases(void *arg)
+{
+	struct base_indexer *bx = arg;
+	for (size_t i; (i = atomic_fetch_add(&bx->next, 1)) < bx->n;) {
+		void *data;
+		size_t len;
+		enum store_kind kind;
+		if (store_get(bx->im->s, &bx->h[i], &kind, &data, &len))
+			continue;   /* a base is optional: a bad one is just not used */
+		uint64_t a[SIM_MAX_ANCHORS];
+		unsigned na = kind == STORE_BLOB && len <= bx->im->chunk ? sim_anchors(data, len, a) : 0;
+		free(data);
+		if (na)
+			sim_add(bx->im->sim, a, na, &(struct sim_base){ .stored = true, .h = bx->h[i] });
+	}
+	return NULL;
+}
+
 /* Encodes chunk i of the job into sl->out as a zstd delta against the
  * earlier chunks of the input that share the most anchors with it, if that
  * takes at most a quarter of its size (then it is not compressed plainly
@@ -239,12 +288,9 @@ static bool delta_encode(struct worker *w, struct slot *sl, unsigned i, const ui
 	if (!nb)
 		return false;
 	for (k = 0; k < nb; k++) {
-		uint64_t off = base[k].chunk * im->chunk;
-		size_t len = im->size - off < im->chunk ? (size_t)(im->size - off) : im->chunk;
-		if (store_hash_eq(&base[k].h, &sl->h[i]) ||
-		    read_full(im->fd, w->bases + plen, len, off))
+		if (store_hash_eq(&base[k].h, &sl->h[i]) || base_load(im, &base[k], w->bases + plen, &n))
 			return false;
-		plen += len;
+		plen += n;
 	}
 	uint8_t *dst = sl->out + sl->out_off[i];
 	if (store_compress_prefix(im->s, p, sl->len[i], w->bases, plen, dst + hdr,
@@ -303,7 +349,8 @@ static int process(struct worker *w, struct slot *sl)
 			sl->codec[i] = STORE_CODEC_ZSTD;
 			/* compressible and new: a base for later chunks */
 			if (na)
-				sim_add(im->sim, a, na, sl->first + i, &sl->h[i]);
+				sim_add(im->sim, a, na,
+					&(struct sim_base){ .chunk = sl->first + i, .h = sl->h[i] });
 		} else {
 			memcpy(sl->out + out, p, sl->len[i]);
 			n = sl->len[i];
@@ -538,7 +585,11 @@ static int run_writer(struct import *im, const struct store_progress *progress,
 	return r;
 }
 
-static int import_fd(struct store *s, int fd, bool similar, const struct store_progress *progress,
+/* Stored bases offered beyond this much are not indexed. */
+#define BASES_MAX_BYTES (1ull << 30)
+
+static int import_fd(struct store *s, int fd, bool similar, const struct store_hash *bases,
+		     size_t nbases, const struct store_progress *progress,
 		     struct store_hash *ret_root, struct store_import_stats *ret_stats)
 {
 	struct import *im = calloc(1, sizeof(*im));
@@ -566,9 +617,19 @@ static int import_fd(struct store *s, int fd, bool similar, const struct store_p
 	pthread_cond_init(&im->cv_done, NULL);
 	if ((r = slots_alloc(im)))
 		goto out_sync;
-	if (similar && !(im->sim = sim_index_new(im->nchunks))) {
+	if (nbases > BASES_MAX_BYTES / im->chunk)
+		nbases = BASES_MAX_BYTES / im->chunk;
+	if (similar && !(im->sim = sim_index_new(im->nchunks + nbases))) {
 		r = store_err(ENOMEM, "out of memory");
 		goto out_sync;
+	}
+	if (similar && nbases) {
+		struct base_indexer bx = { .im = im, .h = bases, .n = nbases };
+		pthread_t th;
+		bool helper = pthread_create(&th, NULL, index_bases, &bx) == 0;
+		index_bases(&bx);
+		if (helper)
+			pthread_join(th, NULL);
 	}
 	for (int i = 0; i < nworkers && similar; i++)
 		if (!(w[i].bases = malloc(STORE_DELTA_BASES * (size_t)im->chunk)) ||
@@ -672,11 +733,12 @@ out:
 int store_import_fd(struct store *s, int fd, const struct store_progress *progress,
 		    struct store_hash *ret_root, struct store_import_stats *ret_stats)
 {
-	return import_fd(s, fd, false, progress, ret_root, ret_stats);
+	return import_fd(s, fd, false, NULL, 0, progress, ret_root, ret_stats);
 }
 
-int store_import_similar_fd(struct store *s, int fd, const struct store_progress *progress,
+int store_import_similar_fd(struct store *s, int fd, const struct store_hash *bases,
+			    size_t nbases, const struct store_progress *progress,
 			    struct store_hash *ret_root, struct store_import_stats *ret_stats)
 {
-	return import_fd(s, fd, true, progress, ret_root, ret_stats);
+	return import_fd(s, fd, true, bases, nbases, progress, ret_root, ret_stats);
 }

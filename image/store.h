@@ -251,11 +251,14 @@ struct store_import_stats {
  * change during the call. progress and ret_stats may be NULL. */
 int store_import_fd(struct store *s, int fd, const struct store_progress *progress,
 		    struct store_hash *ret_root, struct store_import_stats *ret_stats);
-/* The same, and a new chunk that shares content with earlier new chunks of
- * the same input at any byte offset (a file copied into RAM twice, a page
- * cache page and the heap buffer it was read into) is stored as a zstd
- * delta against up to two of them when that is smaller. For guest RAM. */
-int store_import_similar_fd(struct store *s, int fd, const struct store_progress *progress,
+/* The same, and a new chunk that shares content at any byte offset with
+ * earlier new chunks of the same input (a file copied into RAM twice, a
+ * page cache page and the buffer it was read into) or with the blobs in
+ * bases (a VM's disk chunks its guest read) is stored as a zstd delta
+ * against up to four of them when that takes at most a quarter of its
+ * size. For guest RAM of a paused VM: the input must not change. */
+int store_import_similar_fd(struct store *s, int fd, const struct store_hash *bases,
+			    size_t nbases, const struct store_progress *progress,
 			    struct store_hash *ret_root, struct store_import_stats *ret_stats);
 /* Writes tree root into fd from offset 0. A regular file is truncated to the
  * tree's size and written sparse (zero chunks are left as holes). */

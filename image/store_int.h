@@ -44,7 +44,7 @@
  * drops its pins. Crashing never leaks a pin forever and never loses an
  * object a live writer relies on.
  *
- * Delta blob (codec 2): u8 n (1..STORE_DELTA_BASES), n base hashes (32
+ * Delta blob (codec 2): u8 n (1..STORE_DELTA_BASES = 4), n base hashes (32
  * bytes each), then one zstd frame made with the bases' contents, back to
  * back, as its prefix. A base is a blob stored raw or zstd, never itself a
  * delta, of at most STORE_CHUNK_MAX bytes: reading a delta reads at most n
@@ -161,7 +161,7 @@ int store_decompress_prefix(struct store *s, const void *src, size_t len, const 
 			    size_t plen, void *dst, size_t size);
 
 /* ---- delta blobs (delta.c) ----------------------------------------------- */
-#define STORE_DELTA_BASES 2
+#define STORE_DELTA_BASES 4
 #define STORE_DELTA_HDR(n) (1 + (size_t)(n) * STORE_HASH_LEN)
 /* The base hashes of a delta's stored bytes: their count, or -EBADMSG. */
 int store_delta_bases(const void *stored, size_t len, struct store_hash ret[STORE_DELTA_BASES]);
@@ -178,19 +178,19 @@ int store_delta_check_locked(struct store *s, const void *stored, size_t len);
 #define SIM_MAX_ANCHORS 64
 struct sim_index;
 struct sim_base {
-	uint64_t chunk;
+	uint64_t chunk;           /* in the input, unless stored */
+	bool stored;              /* a blob already in the store */
 	struct store_hash h;
 };
 struct sim_index *sim_index_new(uint64_t nchunks);
 void sim_index_free(struct sim_index *x);
 unsigned sim_anchors(const uint8_t *p, size_t len, uint64_t out[SIM_MAX_ANCHORS]);
-/* Up to STORE_DELTA_BASES chunks before chunk `before` sharing the most
- * anchors, best first. Thread-safe. */
+/* Up to STORE_DELTA_BASES chunks (of the input before chunk `before`, or
+ * stored) sharing the most anchors, best first. Thread-safe. */
 unsigned sim_find(struct sim_index *x, const uint64_t *a, unsigned n, uint64_t before,
 		  struct sim_base ret[STORE_DELTA_BASES]);
-/* Adds chunk (content hash h) under its anchors not yet in the index. */
-void sim_add(struct sim_index *x, const uint64_t *a, unsigned n, uint64_t chunk,
-	     const struct store_hash *h);
+/* Adds a base under its anchors not yet in the index. */
+void sim_add(struct sim_index *x, const uint64_t *a, unsigned n, const struct sim_base *b);
 
 /* Reads an object's row as stored (delta blobs included). */
 int store_fetch_raw(struct store *s, const struct store_hash *h, struct store_raw *ret);

@@ -624,7 +624,7 @@ static void test_memory_full_incremental(void)
 	char err[400];
 	struct store_hash r1, r2;
 	struct ckpt_mem_stats st;
-	CHECK_EQ(ckpt_mem_save_full(s, a, &r1, &st), 0);
+	CHECK_EQ(ckpt_mem_save_full(s, a, NULL, 0, &r1, &st), 0);
 	CHECK_EQ(ckpt_mem_restore(s, &r1, b, err, sizeof(err)), 0);
 	CHECK(!memcmp(gmem_base(a), gmem_base(b), MEM_SIZE));
 	/* Change three pages; an incremental save stores only their chunks. */
@@ -714,7 +714,7 @@ static void test_memory_lazy(void)
 		goto out;
 	fill_mem(a);
 	struct store_hash r1, r2;
-	CHECK_EQ(ckpt_mem_save_full(s, a, &r1, NULL), 0);
+	CHECK_EQ(ckpt_mem_save_full(s, a, NULL, 0, &r1, NULL), 0);
 	struct ckpt_lazy *l = NULL;
 	int failed = 0;
 	int rc = ckpt_lazy_start(path, &r1, b, fail_cb, &failed, &l);
@@ -739,7 +739,7 @@ static void test_memory_lazy(void)
 	CHECK_EQ(st.error, 0);
 	CHECK_EQ(failed, 0);
 	/* After finishing, the memfd holds everything: a full save matches. */
-	CHECK_EQ(ckpt_mem_save_full(s, b, &r2, NULL), 0);
+	CHECK_EQ(ckpt_mem_save_full(s, b, NULL, 0, &r2, NULL), 0);
 	CHECK(store_hash_eq(&r1, &r2));
 	ckpt_lazy_free(l);
 	/* A tree of the wrong size is refused before anything is mapped. */

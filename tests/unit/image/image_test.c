@@ -741,7 +741,7 @@ static void test_similar(void)
 	struct store_hash plain, root;
 	struct store_import_stats sp, ss;
 	CHECK(!store_import_fd(b, fd, NULL, &plain, &sp));
-	CHECK(!store_import_similar_fd(a, fd, NULL, &root, &ss));
+	CHECK(!store_import_similar_fd(a, fd, NULL, 0, NULL, &root, &ss));
 	close(fd);
 	CHECK(store_hash_eq(&plain, &root));
 	/* The second copy costs well under half of what it costs plainly. */
@@ -817,6 +817,50 @@ static void test_similar(void)
 	CHECK_EQ(store_delta_bases(hdr, 1 + 2 * STORE_HASH_LEN, base), -EBADMSG);
 	store_free(a);
 	store_free(b);
+}
+
+/* Deltas against stored blobs: RAM holding a disk's random bytes at a
+ * shift of 1000 is stored as deltas against the disk's chunks offered as
+ * bases, and only then. */
+static void test_similar_stored(void)
+{
+	enum { C = 16384, N = 16 };
+	char pa[256], f[300];
+	struct store *a = new_store(C, pa, sizeof(pa));
+	if (!a)
+		return;
+	static uint8_t disk[N * C], ram[N * C];
+	test_fill_random(disk, sizeof(disk));
+	memcpy(ram, disk + 1000, sizeof(ram) - 1000);
+	snprintf(f, sizeof(f), "%s/sdisk", tmpdir);
+	int fd = open(f, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, disk, sizeof(disk)) == (ssize_t)sizeof(disk));
+	struct store_hash droot, root, bases[N];
+	CHECK(!store_import_fd(a, fd, NULL, &droot, NULL));
+	close(fd);
+	struct store_tree *t;
+	CHECK(!store_tree_open(a, &droot, &t));
+	for (int c = 0; c < N; c++)
+		CHECK(t && !store_tree_chunk_hash(t, (uint64_t)c, &bases[c]));
+	store_tree_free(t);
+	snprintf(f, sizeof(f), "%s/sram", tmpdir);
+	fd = open(f, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, ram, sizeof(ram)) == (ssize_t)sizeof(ram));
+	struct store_import_stats st;
+	CHECK(!store_import_similar_fd(a, fd, bases, N, NULL, &root, &st));
+	CHECK(st.new_stored < sizeof(ram) / 8);
+	CHECK(!store_tree_open(a, &root, &t));
+	CHECK(t && store_tree_read(t, disk, sizeof(disk), 0) == (ssize_t)sizeof(disk) &&
+	      !memcmp(disk, ram, sizeof(ram)));
+	store_tree_free(t);
+	/* Without the bases the same bytes cost their size. */
+	for (int c = 0; c < N; c++)
+		ram[c * C] ^= 1;
+	CHECK(pwrite(fd, ram, sizeof(ram), 0) == (ssize_t)sizeof(ram));
+	CHECK(!store_import_similar_fd(a, fd, NULL, 0, NULL, &root, &st));
+	CHECK(st.new_stored > sizeof(ram) / 2);
+	close(fd);
+	store_free(a);
 }
 
 static void test_bad_databases(void)
@@ -1009,6 +1053,7 @@ int main(void)
 	TEST(test_verify);
 	TEST(test_import_export);
 	TEST(test_similar);
+	TEST(test_similar_stored);
 	TEST(test_bad_databases);
 	TEST(test_lock_timeout);
 	TEST(test_deferred_checkpoint);
