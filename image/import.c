@@ -221,28 +221,36 @@ struct worker {
 	struct import *im;
 	sqlite3 *db;
 	sqlite3_stmt *has;
+	sqlite3_stmt *get;                 /* with im->sim: reads stored bases */
 	uint8_t *bases, *delta;            /* with im->sim: candidate bases, a delta */
 };
 
 /* Reads a base into buf (im->chunk bytes): an earlier chunk of the input
- * (which must not change during the import), or a blob of the store. */
-static int base_load(struct import *im, const struct sim_base *b, uint8_t *buf, size_t *ret_len)
+ * (which must not change during the import), or a plain blob of the store
+ * (through the worker's own connection: the writer holds the store's). */
+static int base_load(struct worker *w, const struct sim_base *b, uint8_t *buf, size_t *ret_len)
 {
+	struct import *im = w->im;
 	if (!b->stored) {
 		uint64_t off = b->chunk * im->chunk;
 		*ret_len = im->size - off < im->chunk ? (size_t)(im->size - off) : im->chunk;
 		return read_full(im->fd, buf, *ret_len, off);
 	}
-	void *data;
-	enum store_kind kind;
-	int r = store_get(im->s, &b->h, &kind, &data, ret_len);
-	if (r)
-		return r;
-	if (kind != STORE_BLOB || *ret_len > im->chunk)
-		r = -EINVAL;
-	else
-		memcpy(buf, data, *ret_len);
-	free(data);
+	if (!w->get)
+		return -ENOENT;
+	sqlite3_bind_blob(w->get, 1, b->h.b, STORE_HASH_LEN, SQLITE_STATIC);
+	int r = -ENOENT;
+	if (sqlite3_step(w->get) == SQLITE_ROW) {
+		uint64_t size = (uint64_t)sqlite3_column_int64(w->get, 1);
+		int codec = sqlite3_column_int(w->get, 2);
+		if (sqlite3_column_int(w->get, 0) == STORE_BLOB && size <= im->chunk &&
+		    (codec == STORE_CODEC_RAW || codec == STORE_CODEC_ZSTD)) {
+			r = store_decode_into(im->s, &b->h, codec, size, sqlite3_column_blob(w->get, 3),
+					      (size_t)sqlite3_column_bytes(w->get, 3), buf);
+			*ret_len = (size_t)size;
+		}
+	}
+	sqlite3_reset(w->get);
 	return r;
 }
 
@@ -288,7 +296,7 @@ static bool delta_encode(struct worker *w, struct slot *sl, unsigned i, const ui
 	if (!nb)
 		return false;
 	for (k = 0; k < nb; k++) {
-		if (store_hash_eq(&base[k].h, &sl->h[i]) || base_load(im, &base[k], w->bases + plen, &n))
+		if (store_hash_eq(&base[k].h, &sl->h[i]) || base_load(w, &base[k], w->bases + plen, &n))
 			return false;
 		plen += n;
 	}
@@ -649,6 +657,10 @@ static int import_fd(struct store *s, int fd, bool similar, const struct store_h
 			w[i].has = NULL;
 		} else {
 			sqlite3_busy_timeout(w[i].db, 1000);
+			if (similar && sqlite3_prepare_v2(w[i].db, "SELECT kind, size, codec, data "
+							  "FROM objects WHERE hash=?", -1,
+							  &w[i].get, NULL) != SQLITE_OK)
+				w[i].get = NULL;   /* stored bases are then not used */
 		}
 	}
 	pthread_t ck;
@@ -710,6 +722,7 @@ out_conn:
 		pthread_join(workers[i], NULL);
 	for (int i = 0; i < nworkers; i++) {
 		sqlite3_finalize(w[i].has);
+		sqlite3_finalize(w[i].get);
 		sqlite3_close(w[i].db);
 	}
 out_sync:
