@@ -342,11 +342,11 @@ static int run_du(struct cli_ctx *ctx, int argc, char **argv)
 	if (ctx->json) {
 		printf("{\"refs\":%" PRIu64 ",\"objects\":%" PRIu64 ",\"blobs\":%" PRIu64
 		       ",\"trees\":%" PRIu64 ",\"commits\":%" PRIu64 ",\"states\":%" PRIu64
-		       ",\"logical_bytes\":%" PRIu64 ",\"referenced_bytes\":%" PRIu64
+		       ",\"delta_blobs\":%" PRIu64 ",\"logical_bytes\":%" PRIu64 ",\"referenced_bytes\":%" PRIu64
 		       ",\"unique_bytes\":%" PRIu64 ",\"stored_bytes\":%" PRIu64
 		       ",\"file_bytes\":%" PRIu64 ",\"dedup_ratio\":%.3f,\"compression_ratio\":%.3f"
 		       ",\"total_ratio\":%.3f}\n", u.refs, u.objects, u.blobs, u.trees, u.commits,
-		       u.states, u.logical, u.referenced, u.unique, u.stored, u.file_bytes,
+		       u.states, u.deltas, u.logical, u.referenced, u.unique, u.stored, u.file_bytes,
 		       ratio(u.referenced, u.unique), ratio(u.unique, u.stored),
 		       ratio(u.logical, u.stored));
 		return 0;
@@ -358,15 +358,15 @@ static int run_du(struct cli_ctx *ctx, int argc, char **argv)
 	cli_human_bytes(st, sizeof(st), u.stored);
 	cli_human_bytes(f, sizeof(f), u.file_bytes);
 	printf("refs:        %" PRIu64 "\n"
-	       "objects:     %" PRIu64 " (%" PRIu64 " blobs, %" PRIu64 " trees, %" PRIu64
-	       " commits, %" PRIu64 " states)\n"
+	       "objects:     %" PRIu64 " (%" PRIu64 " blobs, %" PRIu64 " of them deltas, %" PRIu64
+	       " trees, %" PRIu64 " commits, %" PRIu64 " states)\n"
 	       "logical:     %s (what the refs name, zeros included)\n"
 	       "referenced:  %s (non-zero data, duplicates counted)\n"
 	       "unique:      %s (distinct objects, uncompressed)\n"
 	       "stored:      %s (compressed objects)\n"
 	       "file:        %s (store.db and its log on disk)\n"
 	       "dedup:       %.2fx   compression: %.2fx   logical/stored: %.2fx\n",
-	       u.refs, u.objects, u.blobs, u.trees, u.commits, u.states, l, rf, un, st, f,
+	       u.refs, u.objects, u.blobs, u.deltas, u.trees, u.commits, u.states, l, rf, un, st, f,
 	       ratio(u.referenced, u.unique), ratio(u.unique, u.stored),
 	       ratio(u.logical, u.stored));
 	return 0;

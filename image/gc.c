@@ -372,8 +372,8 @@ int store_du(struct store *s, struct store_usage *ret)
 	struct store_usage u = { 0 };
 	pthread_mutex_lock(&s->lock);
 	sqlite3_stmt *q;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT kind, count(*), sum(size), sum(stored_size) "
-				    "FROM objects GROUP BY kind", -1, &q, NULL);
+	int rc = sqlite3_prepare_v2(s->db, "SELECT kind, count(*), sum(size), sum(stored_size), "
+				    "codec = 2 FROM objects GROUP BY kind, codec = 2", -1, &q, NULL);
 	int r = 0;
 	if (rc != SQLITE_OK) {
 		r = store_sqlerr(s, rc, "counting objects");
@@ -383,6 +383,8 @@ int store_du(struct store *s, struct store_usage *ret)
 			u.objects += n;
 			u.unique += (uint64_t)sqlite3_column_int64(q, 2);
 			u.stored += (uint64_t)sqlite3_column_int64(q, 3);
+			if (sqlite3_column_int(q, 4))
+				u.deltas += n;
 			switch (sqlite3_column_int(q, 0)) {
 			case STORE_BLOB: u.blobs += n; break;
 			case STORE_TREE: u.trees += n; break;

@@ -355,15 +355,13 @@ static int process(struct worker *w, struct slot *sl)
 		if (sl->len[i] >= 64 &&
 		    !store_compress(im->s, p, sl->len[i], sl->out + out, cap, &n)) {
 			sl->codec[i] = STORE_CODEC_ZSTD;
-			/* compressible and new: a base for later chunks */
-			if (na)
-				sim_add(im->sim, a, na,
-					&(struct sim_base){ .chunk = sl->first + i, .h = sl->h[i] });
 		} else {
 			memcpy(sl->out + out, p, sl->len[i]);
 			n = sl->len[i];
 			sl->codec[i] = STORE_CODEC_RAW;
 		}
+		if (na)   /* stored plainly: a base for later chunks */
+			sim_add(im->sim, a, na, &(struct sim_base){ .chunk = sl->first + i, .h = sl->h[i] });
 		sl->out_len[i] = n;
 		out += n;
 	}

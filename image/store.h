@@ -304,6 +304,7 @@ struct store_usage {
 	uint64_t unique;         /* uncompressed bytes of distinct objects */
 	uint64_t stored;         /* bytes of objects in the database */
 	uint64_t objects, blobs, trees, commits, states;
+	uint64_t deltas;         /* blobs stored as deltas against others */
 	uint64_t file_bytes;     /* store.db + its WAL on disk */
 	uint64_t refs;
 };

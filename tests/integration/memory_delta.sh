@@ -1,0 +1,59 @@
+#!/bin/sh
+# Deltas in a real memory save: the kit's Linux guest (BT engine) holds
+# 1 MiB of random bytes in tmpfs twice more at shifts of 1000 bytes; the
+# first suspend stores those copies as deltas (roam du counts them), the
+# resumed guest reads back the same bytes, the store verifies, and a bundle
+# of the VM (which carries every object self-contained) imports and
+# verifies in a second store.
+. "$ROAM_SRC/tests/integration/lib.sh"
+R="$ROAM"
+cd "$T" || exit 1
+KIT="${ROAM_KIT:-$ROAM_BUILD/kit}"
+for f in vmlinuz initrd.img root.ext4; do
+	[ -f "$KIT/$f" ] || { skip memory_delta "$KIT/$f missing (make kit)"; exit 0; }
+done
+export ROAM_KIT="$KIT"
+$R init >/dev/null
+$R create md --mem 512M >/dev/null || { fail memory_delta_create; exit 0; }
+mkfifo in.fifo
+exec 3<>in.fifo
+pid=
+trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$T"' EXIT
+runno=0
+run() { runno=$((runno + 1)); $R run md --engine bt <&3 > "out.$runno" 2> "err.$runno" & pid=$!; }
+say() { printf '%s\n' "$1" >&3; }
+wait_out() {
+	k=0
+	while ! tr -d '\r' 2>/dev/null < "out.$runno" | grep -aqE "$1"; do
+		kill -0 "$pid" 2>/dev/null || return 1
+		k=$((k + 1)); [ $k -gt $(($2 * 5)) ] && return 1; sleep 0.2
+	done
+}
+bail() { fail "$1" "$2"; exit 0; }
+sums() { tr -d '\r' < "out.$runno" | sed -n "s/^$1 //p" | head -1; }
+
+run
+wait_out '^roam-guest: disk mounted' 240 || bail memory_delta_boot "$(tail -c 300 "out.$runno")"
+say 'stty -echo; PS1=; echo READY$((1+1))'
+wait_out READY2 60 || bail memory_delta_boot "no shell"
+say 'head -c 1048576 /dev/urandom > /tmp/a; (head -c 1000 /dev/zero; cat /tmp/a /tmp/a) > /tmp/b; echo SUM1 $(cat /tmp/a /tmp/b | md5sum)'
+wait_out '^SUM1 [0-9a-f]{32}' 120 || bail memory_delta_data "$(tail -c 300 "out.$runno")"
+sum1=$(sums SUM1)
+$R suspend md > susp.out 2>&1 || bail memory_delta_suspend "$(cat susp.out)"
+wait "$pid"; pid=
+deltas=$($R du --json | sed 's/.*"delta_blobs":\([0-9]*\).*/\1/')
+# 2 MiB of copies are 128 chunks of 16 KiB; their bases are a's 64.
+[ "$deltas" -ge 100 ] && pass "memory_delta_stored ($deltas delta blobs)" ||
+	fail memory_delta_stored "$deltas delta blobs after the suspend"
+run
+say 'echo SUM2 $(cat /tmp/a /tmp/b | md5sum)'
+wait_out '^SUM2 [0-9a-f]{32}' 120 || bail memory_delta_resume "$(cat "err.$runno")"
+[ "$(sums SUM2)" = "$sum1" ] && pass memory_delta_resume_same_bytes ||
+	fail memory_delta_resume_same_bytes "$sum1 before, $(sums SUM2) after"
+$R suspend md > susp.out 2>&1 || bail memory_delta_suspend2 "$(cat susp.out)"
+wait "$pid"; pid=
+check memory_delta_verify $R verify
+check memory_delta_bundle $R bundle create md -o md.bundle
+$R init "$T/other" >/dev/null
+check memory_delta_bundle_import $R --store "$T/other" bundle import md.bundle
+check memory_delta_bundle_verify $R --store "$T/other" verify
