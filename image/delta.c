@@ -32,8 +32,12 @@ int store_delta_decode(struct store *s, const struct store_hash *h, const void *
 	struct store_hash base[STORE_DELTA_BASES];
 	struct store_raw raw[STORE_DELTA_BASES] = { 0 };
 	int n = store_delta_bases(stored, stored_len, base), got = 0, r = 0;
-	if (n < 0)
-		return n;
+	if (n < 0) {
+		char hex[STORE_HASH_HEX];
+		store_hex(h, hex);
+		return store_err(EBADMSG, "object %s is corrupt (a delta without bases); run "
+				 "'roam verify'", hex);
+	}
 	size_t plen = 0;
 	for (; got < n && !r; got++) {
 		r = store_fetch_raw(s, &base[got], &raw[got]);
@@ -50,16 +54,28 @@ int store_delta_decode(struct store *s, const struct store_hash *h, const void *
 	uint8_t *prefix = r ? NULL : malloc(plen ? plen : 1);
 	if (!r && !prefix)
 		r = store_err(ENOMEM, "out of memory");
+	/* The bases are not re-hashed: the delta's own hash, checked by the
+	 * caller, fails if one of them is not what it was made against. */
 	size_t off = 0;
 	for (int i = 0; i < n && !r; i++) {
-		r = store_decode_into(s, &base[i], raw[i].info.codec, raw[i].info.size,
-				      raw[i].data, raw[i].info.stored_size, prefix + off);
-		off += raw[i].info.size;
+		const struct store_raw *b = &raw[i];
+		if (b->info.codec == STORE_CODEC_ZSTD)
+			r = store_decompress(s, b->data, b->info.stored_size, prefix + off, b->info.size);
+		else if (b->info.stored_size == b->info.size)
+			memcpy(prefix + off, b->data, b->info.size);
+		else
+			r = -EBADMSG;
+		if (r == -EBADMSG)
+			r = bad_delta(h, &base[i], "does not decode");
+		off += b->info.size;
 	}
-	if (!r) {
-		size_t hdr = STORE_DELTA_HDR(n);
-		r = store_decompress_prefix(s, (const uint8_t *)stored + hdr, stored_len - hdr,
-					    prefix, plen, out, size);
+	size_t hdr = STORE_DELTA_HDR(n);
+	if (!r && (r = store_decompress_prefix(s, (const uint8_t *)stored + hdr, stored_len - hdr,
+					       prefix, plen, out, size)) == -EBADMSG) {
+		char hex[STORE_HASH_HEX];
+		store_hex(h, hex);
+		r = store_err(EBADMSG, "object %s is corrupt (its delta does not decode); run "
+			      "'roam verify'", hex);
 	}
 	for (int i = 0; i < got; i++)
 		store_raw_release(&raw[i]);

@@ -223,6 +223,8 @@ int store_decode_into(struct store *s, const struct store_hash *h, enum store_co
 		r = store_decompress(s, stored, stored_len, out, size);
 	} else if (codec == STORE_CODEC_DELTA) {
 		r = store_delta_decode(s, h, stored, stored_len, out, size);
+		if (r)
+			return r;   /* it names the object and says why */
 	} else {
 		r = -EBADMSG;
 	}
