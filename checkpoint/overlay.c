@@ -89,7 +89,9 @@ static int ov_pread(struct blockdev *b, void *buf, size_t len, uint64_t off)
 		int rc = d ? full_pread(o->fd, buf, n, off) : base_read(o, buf, n, off);
 		if (rc < 0)
 			return rc;
-		for (uint64_t k = d ? end / o->chunk : c; k * o->chunk < off + n; k++)
+		/* Chunks read from the base, marked atomically so that
+		 * concurrent requests need no lock. */
+		for (uint64_t k = c; !d && k * o->chunk < off + n; k++)
 			__atomic_fetch_or(&o->read[k / 64], 1ULL << (k % 64), __ATOMIC_RELAXED);
 		buf = (char *)buf + n;
 		off += n;

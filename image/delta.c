@@ -112,7 +112,7 @@ int store_delta_check_locked(struct store *s, const void *stored, size_t len)
 
 /* Gear rolling hash: each byte shifts the hash left by one, so a value
  * depends on the last 64 bytes only. An anchor is a position whose hash
- * has its top 9 bits clear. */
+ * has its top 9 bits clear: one per 512 bytes on average. */
 #define ANCHOR_BITS 9
 #define ANCHOR_SKIP 32    /* positions whose window starts before the chunk */
 
@@ -152,23 +152,27 @@ struct sim_index {
 	uint64_t *slot;           /* tag << 32 | (entry + 1) */
 	uint64_t mask, used;
 	struct sim_base *ent;
-	size_t nent;
+	size_t nent, cap;
 };
 
-struct sim_index *sim_index_new(uint64_t nchunks)
+struct sim_index *sim_index_new(uint64_t nchunks, uint32_t chunk_size)
 {
-	uint64_t want = nchunks * 16, n = 1u << 12;
-	while (n < want && n < (1u << 21))
+	/* Room for every anchor of every chunk at most 3/4 full (up to 64 MiB
+	 * of table). */
+	uint64_t per = chunk_size >> ANCHOR_BITS, n = 1u << 12;
+	uint64_t want = nchunks * (per < SIM_MAX_ANCHORS ? per : SIM_MAX_ANCHORS) / 3 * 4;
+	while (n < want && n < (1u << 23))
 		n <<= 1;
 	struct sim_index *x = calloc(1, sizeof(*x));
 	if (!x || !(x->slot = calloc(n, sizeof(*x->slot))) ||
-	    !(x->ent = malloc(n / 4 * 3 * sizeof(*x->ent)))) {
+	    !(x->ent = malloc((nchunks ? nchunks : 1) * sizeof(*x->ent)))) {
 		if (x)
 			free(x->slot);
 		free(x);
 		return NULL;
 	}
 	x->mask = n - 1;
+	x->cap = nchunks;
 	pthread_mutex_init(&x->m, NULL);
 	return x;
 }
@@ -230,7 +234,7 @@ void sim_add(struct sim_index *x, const uint64_t *a, unsigned n, const struct si
 	pthread_mutex_lock(&x->m);
 	size_t e = x->nent;
 	bool added = false;
-	for (unsigned i = 0; i < n && x->used < x->mask / 4 * 3; i++) {
+	for (unsigned i = 0; i < n && e < x->cap && x->used < x->mask / 4 * 3; i++) {
 		uint64_t *sl = sim_slot(x, a[i]);
 		if (*sl)
 			continue;   /* the first chunk with this anchor stays */

@@ -281,32 +281,35 @@ static void *index_bases(void *arg)
 }
 
 /* Encodes chunk i of the job into sl->out as a zstd delta against the
- * earlier chunks of the input that share the most anchors with it, if that
- * takes at most a quarter of its size (then it is not compressed plainly
- * at all). Bases are read back from the input, which must not change during
- * the import (guest RAM of a paused VM). */
+ * earlier chunks of the input, or the stored blobs, that share the most
+ * anchors with it. Tried first (plain == 0), a delta must take at most a
+ * quarter of the chunk, and the chunk is then not compressed plainly at
+ * all; tried again when bases were found (*had) but that failed, it must
+ * save an eighth of the plain encoding (plain bytes, in sl->out). */
 static bool delta_encode(struct worker *w, struct slot *sl, unsigned i, const uint64_t *a,
-			 unsigned na)
+			 unsigned na, size_t plain, bool *had)
 {
 	struct import *im = w->im;
 	struct sim_base base[STORE_DELTA_BASES];
 	const uint8_t *p = sl->in + (size_t)i * im->chunk;
 	unsigned nb = sim_find(im->sim, a, na, sl->first + i, base), k;
 	size_t plen = 0, hdr = STORE_DELTA_HDR(nb), n;
-	if (!nb)
+	size_t cap = plain ? plain - plain / 8 : sl->len[i] / 4;
+	*had = nb > 0;
+	if (!nb || cap <= hdr)
 		return false;
 	for (k = 0; k < nb; k++) {
 		if (store_hash_eq(&base[k].h, &sl->h[i]) || base_load(w, &base[k], w->bases + plen, &n))
 			return false;
 		plen += n;
 	}
-	uint8_t *dst = sl->out + sl->out_off[i];
-	if (store_compress_prefix(im->s, p, sl->len[i], w->bases, plen, dst + hdr,
-				  sl->len[i] / 4, &n))
+	if (store_compress_prefix(im->s, p, sl->len[i], w->bases, plen, w->delta, cap - hdr, &n))
 		return false;
+	uint8_t *dst = sl->out + sl->out_off[i];
 	dst[0] = (uint8_t)nb;
 	for (k = 0; k < nb; k++)
 		memcpy(dst + 1 + (size_t)k * STORE_HASH_LEN, base[k].h.b, STORE_HASH_LEN);
+	memcpy(dst + hdr, w->delta, n);
 	sl->out_len[i] = hdr + n;
 	sl->codec[i] = STORE_CODEC_DELTA;
 	return true;
@@ -347,7 +350,8 @@ static int process(struct worker *w, struct slot *sl)
 		sl->out_off[i] = out;
 		uint64_t a[SIM_MAX_ANCHORS];
 		unsigned na = im->sim ? sim_anchors(p, sl->len[i], a) : 0;
-		if (na && delta_encode(w, sl, i, a, na)) {
+		bool had = false;
+		if (na && delta_encode(w, sl, i, a, na, 0, &had)) {
 			out += sl->out_len[i];
 			continue;
 		}
@@ -360,9 +364,13 @@ static int process(struct worker *w, struct slot *sl)
 			n = sl->len[i];
 			sl->codec[i] = STORE_CODEC_RAW;
 		}
+		sl->out_len[i] = n;
+		if (had && delta_encode(w, sl, i, a, na, n, &had)) {
+			out += sl->out_len[i];
+			continue;
+		}
 		if (na)   /* stored plainly: a base for later chunks */
 			sim_add(im->sim, a, na, &(struct sim_base){ .chunk = sl->first + i, .h = sl->h[i] });
-		sl->out_len[i] = n;
 		out += n;
 	}
 	return 0;
@@ -625,7 +633,7 @@ static int import_fd(struct store *s, int fd, bool similar, const struct store_h
 		goto out_sync;
 	if (nbases > BASES_MAX_BYTES / im->chunk)
 		nbases = BASES_MAX_BYTES / im->chunk;
-	if (similar && !(im->sim = sim_index_new(im->nchunks + nbases))) {
+	if (similar && !(im->sim = sim_index_new(im->nchunks + nbases, im->chunk))) {
 		r = store_err(ENOMEM, "out of memory");
 		goto out_sync;
 	}

@@ -234,15 +234,14 @@ int store_compress_prefix(struct store *s, const void *src, size_t len, const vo
 		ZSTD_CCtx_setParameter(z->c, ZSTD_c_checksumFlag, 0);
 		ZSTD_CCtx_setParameter(z->c, ZSTD_c_contentSizeFlag, 1);
 	}
-	/* A prefix holds for the next frame only. */
-	if (plen && ZSTD_isError(ZSTD_CCtx_refPrefix(z->c, prefix, plen)))
+	/* A prefix holds for the next frame only, and can be set only on a
+	 * context that is not in a frame (a failed one leaves it there). */
+	if (plen && (ZSTD_isError(ZSTD_CCtx_reset(z->c, ZSTD_reset_session_only)) ||
+		     ZSTD_isError(ZSTD_CCtx_refPrefix(z->c, prefix, plen))))
 		return store_err(EIO, "zstd refused a prefix");
 	size_t n = ZSTD_compress2(z->c, dst, cap, src, len);
-	if (ZSTD_isError(n)) {
-		if (plen)
-			ZSTD_CCtx_reset(z->c, ZSTD_reset_session_only);
+	if (ZSTD_isError(n))
 		return store_err(EIO, "zstd compression failed: %s", ZSTD_getErrorName(n));
-	}
 	*ret_len = n;
 	return 0;
 }
@@ -264,11 +263,10 @@ int store_decompress_prefix(struct store *s, const void *src, size_t len, const 
 		if (!z->d)
 			return store_err(ENOMEM, "out of memory (zstd)");
 	}
-	if (plen && ZSTD_isError(ZSTD_DCtx_refPrefix(z->d, prefix, plen)))
+	if (plen && (ZSTD_isError(ZSTD_DCtx_reset(z->d, ZSTD_reset_session_only)) ||
+		     ZSTD_isError(ZSTD_DCtx_refPrefix(z->d, prefix, plen))))
 		return -EBADMSG;
 	size_t n = ZSTD_decompressDCtx(z->d, dst, size, src, len);
-	if (plen && ZSTD_isError(n))
-		ZSTD_DCtx_reset(z->d, ZSTD_reset_session_only);
 	if (ZSTD_isError(n) || n != size)
 		return -EBADMSG;
 	return 0;

@@ -173,8 +173,9 @@ int store_delta_decode(struct store *s, const struct store_hash *h, const void *
 int store_delta_check_locked(struct store *s, const void *stored, size_t len);
 
 /* Finding similar chunks: content-defined anchors (a rolling hash of the
- * last bytes hits a pattern about every 512 bytes, wherever the content sits
- * in the chunk) in an index from anchor to the first chunk that had it. */
+ * last bytes hits a pattern about every 512 bytes, wherever the content
+ * sits in the chunk) in an index from anchor to the first chunk that had
+ * it. */
 #define SIM_MAX_ANCHORS 64
 struct sim_index;
 struct sim_base {
@@ -182,7 +183,8 @@ struct sim_base {
 	bool stored;              /* a blob already in the store */
 	struct store_hash h;
 };
-struct sim_index *sim_index_new(uint64_t nchunks);
+/* For at most nchunks chunks of chunk_size bytes. */
+struct sim_index *sim_index_new(uint64_t nchunks, uint32_t chunk_size);
 void sim_index_free(struct sim_index *x);
 unsigned sim_anchors(const uint8_t *p, size_t len, uint64_t out[SIM_MAX_ANCHORS]);
 /* Up to STORE_DELTA_BASES chunks (of the input before chunk `before`, or

@@ -819,6 +819,27 @@ static void test_similar(void)
 	store_free(b);
 }
 
+/* A zstd context whose last frame failed (output too small, corrupt input)
+ * still takes a prefix for the next one. */
+static void test_prefix_after_failure(void)
+{
+	char path[256];
+	struct store *s = new_store(0, path, sizeof(path));
+	if (!s)
+		return;
+	static uint8_t base[16384], data[16384], out[20000], back[16384];
+	test_fill_random(base, sizeof(base));
+	memcpy(data, base + 100, sizeof(data) - 100);
+	size_t n;
+	CHECK(store_compress(s, base, sizeof(base), out, 100, &n) < 0);
+	CHECK(!store_compress_prefix(s, data, sizeof(data), base, sizeof(base), out, sizeof(out), &n));
+	CHECK(n < 1000);
+	CHECK(store_decompress(s, "garbage!", 8, back, sizeof(back)) < 0);
+	CHECK(!store_decompress_prefix(s, out, n, base, sizeof(base), back, sizeof(back)) &&
+	      !memcmp(back, data, sizeof(data)));
+	store_free(s);
+}
+
 /* Deltas against stored blobs: RAM holding a disk's random bytes at a
  * shift of 1000 is stored as deltas against the disk's chunks offered as
  * bases, and only then. */
@@ -831,7 +852,10 @@ static void test_similar_stored(void)
 		return;
 	static uint8_t disk[N * C], ram[N * C];
 	test_fill_random(disk, sizeof(disk));
-	memcpy(ram, disk + 1000, sizeof(ram) - 1000);
+	/* A first chunk of new random bytes: its failed plain compression
+	 * must not spoil the deltas after it. */
+	test_fill_random(ram, C);
+	memcpy(ram + C, disk + 1000, sizeof(ram) - C);
 	snprintf(f, sizeof(f), "%s/sdisk", tmpdir);
 	int fd = open(f, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	CHECK(fd >= 0 && write(fd, disk, sizeof(disk)) == (ssize_t)sizeof(disk));
@@ -1054,6 +1078,7 @@ int main(void)
 	TEST(test_import_export);
 	TEST(test_similar);
 	TEST(test_similar_stored);
+	TEST(test_prefix_after_failure);
 	TEST(test_bad_databases);
 	TEST(test_lock_timeout);
 	TEST(test_deferred_checkpoint);
