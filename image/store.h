@@ -255,8 +255,9 @@ int store_import_fd(struct store *s, int fd, const struct store_progress *progre
  * earlier new chunks of the same input (a file copied into RAM twice, a
  * page cache page and the buffer it was read into) or with the blobs in
  * bases (a VM's disk chunks its guest read) is stored as a zstd delta
- * against up to four of them when that takes at most a quarter of its
- * size. For guest RAM of a paused VM: the input must not change. */
+ * against up to four of them when that is an eighth smaller or more than
+ * storing it plainly. For guest RAM of a paused VM: the input must not
+ * change. */
 int store_import_similar_fd(struct store *s, int fd, const struct store_hash *bases,
 			    size_t nbases, const struct store_progress *progress,
 			    struct store_hash *ret_root, struct store_import_stats *ret_stats);
