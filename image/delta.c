@@ -38,8 +38,15 @@ int store_delta_decode(struct store *s, const struct store_hash *h, const void *
 		return store_err(EBADMSG, "object %s is corrupt (a delta without bases); run "
 				 "'roam verify'", hex);
 	}
-	size_t plen = 0;
+	/* Bases this thread decoded lately come from its cache (raw[i].data
+	 * stays NULL for them); the others are read. */
+	size_t plen = 0, len;
 	for (; got < n && !r; got++) {
+		if (store_base_cache_get(s, &base[got], &len)) {
+			raw[got].info.size = len;
+			plen += len;
+			continue;
+		}
 		r = store_fetch_raw(s, &base[got], &raw[got]);
 		if (r == -ENOENT)
 			r = bad_delta(h, &base[got], "is missing");
@@ -54,11 +61,20 @@ int store_delta_decode(struct store *s, const struct store_hash *h, const void *
 	uint8_t *prefix = r ? NULL : malloc(plen ? plen : 1);
 	if (!r && !prefix)
 		r = store_err(ENOMEM, "out of memory");
-	/* The bases are not re-hashed: the delta's own hash, checked by the
+	/* Cached ones first: storing the others in the cache may evict them.
+	 * The bases are not re-hashed: the delta's own hash, checked by the
 	 * caller, fails if one of them is not what it was made against. */
 	size_t off = 0;
-	for (int i = 0; i < n && !r; i++) {
+	for (int i = 0; i < n && !r; off += raw[i].info.size, i++) {
+		const uint8_t *c = raw[i].data ? NULL : store_base_cache_get(s, &base[i], &len);
+		if (c)
+			memcpy(prefix + off, c, len);
+	}
+	off = 0;
+	for (int i = 0; i < n && !r; off += raw[i].info.size, i++) {
 		const struct store_raw *b = &raw[i];
+		if (!b->data)
+			continue;
 		if (b->info.codec == STORE_CODEC_ZSTD)
 			r = store_decompress(s, b->data, b->info.stored_size, prefix + off, b->info.size);
 		else if (b->info.stored_size == b->info.size)
@@ -67,7 +83,8 @@ int store_delta_decode(struct store *s, const struct store_hash *h, const void *
 			r = -EBADMSG;
 		if (r == -EBADMSG)
 			r = bad_delta(h, &base[i], "does not decode");
-		off += b->info.size;
+		else if (!r)
+			store_base_cache_put(s, &base[i], prefix + off, b->info.size);
 	}
 	size_t hdr = STORE_DELTA_HDR(n);
 	if (!r && (r = store_decompress_prefix(s, (const uint8_t *)stored + hdr, stored_len - hdr,

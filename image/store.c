@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,9 +186,19 @@ const char *store_codec_name(enum store_codec codec)
 
 /* ---- zstd ------------------------------------------------------------- */
 
+#define BASE_CACHE 8
+
+/* Per thread: zstd contexts, and the delta bases decoded last (many deltas
+ * share a base: copies of one file). */
 struct zctx {
 	ZSTD_CCtx *c;
 	ZSTD_DCtx *d;
+	struct {
+		struct store_hash h;
+		size_t len;
+		uint8_t *data;     /* STORE_CHUNK_MAX bytes once used */
+	} base[BASE_CACHE];
+	unsigned next;
 };
 
 static void zctx_free(void *p)
@@ -197,6 +208,8 @@ static void zctx_free(void *p)
 		return;
 	ZSTD_freeCCtx(z->c);
 	ZSTD_freeDCtx(z->d);
+	for (int i = 0; i < BASE_CACHE; i++)
+		free(z->base[i].data);
 	free(z);
 }
 
@@ -213,6 +226,32 @@ static struct zctx *zctx_get(struct store *s)
 		return NULL;
 	}
 	return z;
+}
+
+const uint8_t *store_base_cache_get(struct store *s, const struct store_hash *h, size_t *len)
+{
+	struct zctx *z = atomic_load(&s->verifying) ? NULL : zctx_get(s);
+	for (int i = 0; z && i < BASE_CACHE; i++)
+		if (z->base[i].data && store_hash_eq(&z->base[i].h, h)) {
+			*len = z->base[i].len;
+			return z->base[i].data;
+		}
+	return NULL;
+}
+
+void store_base_cache_put(struct store *s, const struct store_hash *h, const void *data,
+			  size_t len)
+{
+	struct zctx *z = atomic_load(&s->verifying) ? NULL : zctx_get(s);
+	if (!z || len > STORE_CHUNK_MAX)
+		return;
+	unsigned i = z->next;
+	if (!z->base[i].data && !(z->base[i].data = malloc(STORE_CHUNK_MAX)))
+		return;
+	z->next = (i + 1) % BASE_CACHE;
+	z->base[i].h = *h;
+	z->base[i].len = len;
+	memcpy(z->base[i].data, data, len);
 }
 
 size_t store_compress_bound(size_t len)

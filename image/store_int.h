@@ -100,6 +100,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include "image/store.h"
 
 #define STORE_APP_ID 0x524f414d
@@ -132,6 +133,7 @@ struct store {
 	int level;
 	int lock_timeout_ms;
 	bool no_autocheckpoint;   /* store_set_autocheckpoint(s, false) */
+	_Atomic bool verifying;   /* store_verify runs: no cached delta bases */
 	int txn_depth;
 	bool txn_failed;            /* an inner failure: the outer commit aborts */
 	int64_t session;            /* 0 until the first write */
@@ -159,6 +161,12 @@ int store_compress_prefix(struct store *s, const void *src, size_t len, const vo
 			  size_t plen, void *dst, size_t cap, size_t *ret_len);
 int store_decompress_prefix(struct store *s, const void *src, size_t len, const void *prefix,
 			    size_t plen, void *dst, size_t size);
+
+/* The delta bases this thread decoded last: a base's bytes (valid until
+ * the next put on this thread), or NULL. */
+const uint8_t *store_base_cache_get(struct store *s, const struct store_hash *h, size_t *len);
+void store_base_cache_put(struct store *s, const struct store_hash *h, const void *data,
+			  size_t len);
 
 /* ---- delta blobs (delta.c) ----------------------------------------------- */
 #define STORE_DELTA_BASES 4

@@ -321,6 +321,8 @@ int store_verify(struct store *s, const struct store_progress *progress,
 	v.rep = calloc(1, sizeof(*v.rep));
 	if (!v.rep)
 		return store_err(ENOMEM, "out of memory");
+	/* Everything from the database: no delta base from a cache. */
+	atomic_store(&s->verifying, true);
 	int r = list_objects(&v);
 	for (size_t i = 0; i < v.n_existing && !r; i++) {
 		r = check_object(&v, i);
@@ -339,6 +341,7 @@ int store_verify(struct store *s, const struct store_progress *progress,
 	}
 	if (!r)
 		r = store_ref_list(s, NULL, walk_ref, &w);
+	atomic_store(&s->verifying, false);
 	free(w.seen);
 	free(w.stack);
 	free(v.o);
