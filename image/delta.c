@@ -17,6 +17,22 @@ int store_delta_bases(const void *stored, size_t len, struct store_hash ret[STOR
 	return p[0];
 }
 
+bool store_delta_base_ok(enum store_kind kind, uint64_t size, enum store_codec codec)
+{
+	return kind == STORE_BLOB && size <= STORE_CHUNK_MAX &&
+	       (codec == STORE_CODEC_RAW || codec == STORE_CODEC_ZSTD);
+}
+
+int store_delta_base_decode(struct store *s, const struct store_raw *b, void *out)
+{
+	if (b->info.codec == STORE_CODEC_ZSTD)
+		return store_decompress(s, b->data, b->info.stored_size, out, b->info.size);
+	if (b->info.stored_size != b->info.size)
+		return -EBADMSG;
+	memcpy(out, b->data, b->info.size);
+	return 0;
+}
+
 static int bad_delta(const struct store_hash *h, const struct store_hash *base, const char *why)
 {
 	char hex[STORE_HASH_HEX], bhex[STORE_HASH_HEX];
@@ -50,10 +66,8 @@ int store_delta_decode(struct store *s, const struct store_hash *h, const void *
 		r = store_fetch_raw(s, &base[got], &raw[got]);
 		if (r == -ENOENT)
 			r = bad_delta(h, &base[got], "is missing");
-		else if (!r && (raw[got].info.kind != STORE_BLOB ||
-				raw[got].info.size > STORE_CHUNK_MAX ||
-				(raw[got].info.codec != STORE_CODEC_RAW &&
-				 raw[got].info.codec != STORE_CODEC_ZSTD)))
+		else if (!r && !store_delta_base_ok(raw[got].info.kind, raw[got].info.size,
+						    raw[got].info.codec))
 			r = bad_delta(h, &base[got], "is not a plain blob");
 		else if (!r)
 			plen += raw[got].info.size;
@@ -72,19 +86,13 @@ int store_delta_decode(struct store *s, const struct store_hash *h, const void *
 	}
 	off = 0;
 	for (int i = 0; i < n && !r; off += raw[i].info.size, i++) {
-		const struct store_raw *b = &raw[i];
-		if (!b->data)
+		if (!raw[i].data)
 			continue;
-		if (b->info.codec == STORE_CODEC_ZSTD)
-			r = store_decompress(s, b->data, b->info.stored_size, prefix + off, b->info.size);
-		else if (b->info.stored_size == b->info.size)
-			memcpy(prefix + off, b->data, b->info.size);
-		else
-			r = -EBADMSG;
+		r = store_delta_base_decode(s, &raw[i], prefix + off);
 		if (r == -EBADMSG)
 			r = bad_delta(h, &base[i], "does not decode");
 		else if (!r)
-			store_base_cache_put(s, &base[i], prefix + off, b->info.size);
+			store_base_cache_put(s, &base[i], prefix + off, raw[i].info.size);
 	}
 	size_t hdr = STORE_DELTA_HDR(n);
 	if (!r && (r = store_decompress_prefix(s, (const uint8_t *)stored + hdr, stored_len - hdr,
@@ -110,9 +118,10 @@ int store_delta_check_locked(struct store *s, const void *stored, size_t len)
 		sqlite3_stmt *st = s->st_stat;
 		sqlite3_bind_blob(st, 1, base[i].b, STORE_HASH_LEN, SQLITE_STATIC);
 		int rc = sqlite3_step(st);
-		bool ok = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == STORE_BLOB &&
-			  sqlite3_column_int64(st, 1) <= STORE_CHUNK_MAX &&
-			  sqlite3_column_int(st, 3) != STORE_CODEC_DELTA;
+		bool ok = rc == SQLITE_ROW &&
+			  store_delta_base_ok(sqlite3_column_int(st, 0),
+					      (uint64_t)sqlite3_column_int64(st, 1),
+					      sqlite3_column_int(st, 3));
 		sqlite3_reset(st);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 			return store_sqlerr(s, rc, "looking up a delta base");

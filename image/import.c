@@ -243,8 +243,8 @@ static int base_load(struct worker *w, const struct sim_base *b, uint8_t *buf, s
 	if (sqlite3_step(w->get) == SQLITE_ROW) {
 		uint64_t size = (uint64_t)sqlite3_column_int64(w->get, 1);
 		int codec = sqlite3_column_int(w->get, 2);
-		if (sqlite3_column_int(w->get, 0) == STORE_BLOB && size <= im->chunk &&
-		    (codec == STORE_CODEC_RAW || codec == STORE_CODEC_ZSTD)) {
+		if (store_delta_base_ok(sqlite3_column_int(w->get, 0), size, codec) &&
+		    size <= im->chunk) {
 			r = store_decode_into(im->s, &b->h, codec, size, sqlite3_column_blob(w->get, 3),
 					      (size_t)sqlite3_column_bytes(w->get, 3), buf);
 			*ret_len = (size_t)size;
@@ -254,7 +254,9 @@ static int base_load(struct worker *w, const struct sim_base *b, uint8_t *buf, s
 	return r;
 }
 
-/* Indexes the stored blobs the caller offered as bases, on every worker. */
+/* Indexes the stored blobs the caller offered as bases, on every worker.
+ * They are not re-hashed here: only the anchors come from them, and a delta
+ * is made against a base only after base_load has checked it. */
 struct base_indexer {
 	struct import *im;
 	const struct store_hash *h;
@@ -265,49 +267,53 @@ struct base_indexer {
 static void *index_bases(void *arg)
 {
 	struct base_indexer *bx = arg;
-	for (size_t i; (i = atomic_fetch_add(&bx->next, 1)) < bx->n;) {
-		void *data;
-		size_t len;
-		enum store_kind kind;
-		if (store_get(bx->im->s, &bx->h[i], &kind, &data, &len))
+	uint8_t *buf = malloc(bx->im->chunk);
+	for (size_t i; buf && (i = atomic_fetch_add(&bx->next, 1)) < bx->n;) {
+		struct store_raw raw;
+		if (store_fetch_raw(bx->im->s, &bx->h[i], &raw))
 			continue;   /* a base is optional: a bad one is just not used */
 		uint64_t a[SIM_MAX_ANCHORS];
-		unsigned na = kind == STORE_BLOB && len <= bx->im->chunk ? sim_anchors(data, len, a) : 0;
-		free(data);
+		unsigned na = 0;
+		if (store_delta_base_ok(raw.info.kind, raw.info.size, raw.info.codec) &&
+		    raw.info.size <= bx->im->chunk && !store_delta_base_decode(bx->im->s, &raw, buf))
+			na = sim_anchors(buf, (size_t)raw.info.size, a);
+		store_raw_release(&raw);
 		if (na)
 			sim_add(bx->im->sim, a, na, &(struct sim_base){ .stored = true, .h = bx->h[i] });
 	}
+	free(buf);
 	return NULL;
 }
 
-/* Encodes chunk i of the job into sl->out as a zstd delta against the
- * earlier chunks of the input, or the stored blobs, that share the most
- * anchors with it. Tried first (plain == 0), a delta must take at most a
- * quarter of the chunk, and the chunk is then not compressed plainly at
- * all; tried again when bases were found (*had) but that failed, it must
- * save an eighth of the plain encoding (plain bytes, in sl->out). */
-static bool delta_encode(struct worker *w, struct slot *sl, unsigned i, const uint64_t *a,
-			 unsigned na, size_t plain, bool *had)
+/* Loads into w->bases the earlier chunks of the input, or the stored
+ * blobs, that share the most anchors with chunk i of the job: how many (0
+ * when there are none or one cannot be read); *plen = their bytes. */
+static unsigned delta_bases(struct worker *w, struct slot *sl, unsigned i, const uint64_t *a,
+			    unsigned na, struct sim_base base[STORE_DELTA_BASES], size_t *plen)
 {
-	struct import *im = w->im;
-	struct sim_base base[STORE_DELTA_BASES];
-	const uint8_t *p = sl->in + (size_t)i * im->chunk;
-	unsigned nb = sim_find(im->sim, a, na, sl->first + i, base), k;
-	size_t plen = 0, hdr = STORE_DELTA_HDR(nb), n;
-	size_t cap = plain ? plain - plain / 8 : sl->len[i] / 4;
-	*had = nb > 0;
-	if (!nb || cap <= hdr)
-		return false;
-	for (k = 0; k < nb; k++) {
-		if (store_hash_eq(&base[k].h, &sl->h[i]) || base_load(w, &base[k], w->bases + plen, &n))
-			return false;
-		plen += n;
+	unsigned nb = sim_find(w->im->sim, a, na, sl->first + i, base);
+	size_t n;
+	*plen = 0;
+	for (unsigned k = 0; k < nb; k++) {
+		if (store_hash_eq(&base[k].h, &sl->h[i]) || base_load(w, &base[k], w->bases + *plen, &n))
+			return 0;
+		*plen += n;
 	}
-	if (store_compress_prefix(im->s, p, sl->len[i], w->bases, plen, w->delta, cap - hdr, &n))
+	return nb;
+}
+
+/* Encodes chunk i of the job into sl->out as a zstd delta against the nb
+ * bases in w->bases, if that fits in cap bytes. */
+static bool delta_encode(struct worker *w, struct slot *sl, unsigned i,
+			 const struct sim_base *base, unsigned nb, size_t plen, size_t cap)
+{
+	size_t hdr = STORE_DELTA_HDR(nb), n;
+	if (cap <= hdr || store_compress_prefix(w->im->s, sl->in + (size_t)i * w->im->chunk,
+						sl->len[i], w->bases, plen, w->delta, cap - hdr, &n))
 		return false;
 	uint8_t *dst = sl->out + sl->out_off[i];
 	dst[0] = (uint8_t)nb;
-	for (k = 0; k < nb; k++)
+	for (unsigned k = 0; k < nb; k++)
 		memcpy(dst + 1 + (size_t)k * STORE_HASH_LEN, base[k].h.b, STORE_HASH_LEN);
 	memcpy(dst + hdr, w->delta, n);
 	sl->out_len[i] = hdr + n;
@@ -348,10 +354,16 @@ static int process(struct worker *w, struct slot *sl)
 			continue;
 		uint8_t *p = sl->in + (size_t)i * im->chunk;
 		sl->out_off[i] = out;
+		/* A delta is tried first and must take at most a quarter of the
+		 * chunk (then it is not compressed plainly at all); failing that,
+		 * once more against the plain encoding, of which it must save an
+		 * eighth. */
 		uint64_t a[SIM_MAX_ANCHORS];
+		struct sim_base base[STORE_DELTA_BASES];
+		size_t plen = 0;
 		unsigned na = im->sim ? sim_anchors(p, sl->len[i], a) : 0;
-		bool had = false;
-		if (na && delta_encode(w, sl, i, a, na, 0, &had)) {
+		unsigned nb = na ? delta_bases(w, sl, i, a, na, base, &plen) : 0;
+		if (nb && delta_encode(w, sl, i, base, nb, plen, sl->len[i] / 4)) {
 			out += sl->out_len[i];
 			continue;
 		}
@@ -365,7 +377,7 @@ static int process(struct worker *w, struct slot *sl)
 			sl->codec[i] = STORE_CODEC_RAW;
 		}
 		sl->out_len[i] = n;
-		if (had && delta_encode(w, sl, i, a, na, n, &had)) {
+		if (nb && delta_encode(w, sl, i, base, nb, plen, n - n / 8)) {
 			out += sl->out_len[i];
 			continue;
 		}

@@ -173,6 +173,11 @@ void store_base_cache_put(struct store *s, const struct store_hash *h, const voi
 #define STORE_DELTA_HDR(n) (1 + (size_t)(n) * STORE_HASH_LEN)
 /* The base hashes of a delta's stored bytes: their count, or -EBADMSG. */
 int store_delta_bases(const void *stored, size_t len, struct store_hash ret[STORE_DELTA_BASES]);
+/* What a base may be: a raw or zstd blob of at most STORE_CHUNK_MAX bytes. */
+bool store_delta_base_ok(enum store_kind kind, uint64_t size, enum store_codec codec);
+/* Decodes such a base's row into out (b->info.size bytes) without re-hashing
+ * it (a delta's own hash catches a wrong base): 0 or -EBADMSG. */
+int store_delta_base_decode(struct store *s, const struct store_raw *b, void *out);
 /* Decodes a delta's stored bytes into out (size bytes): reads its bases. */
 int store_delta_decode(struct store *s, const struct store_hash *h, const void *stored,
 		       size_t stored_len, void *out, size_t size);
