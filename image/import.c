@@ -132,6 +132,13 @@ static bool is_zero(const uint8_t *p, size_t n)
 	return !memcmp(p, p + head, n - head) ? true : false;
 }
 
+/* Bytes of chunk c of the input: the chunk size but for the last one. */
+static size_t chunk_len(const struct import *im, uint64_t c)
+{
+	uint64_t off = c * im->chunk;
+	return im->size - off < im->chunk ? (size_t)(im->size - off) : im->chunk;
+}
+
 static int read_full(int fd, uint8_t *buf, size_t len, uint64_t off)
 {
 	while (len) {
@@ -172,7 +179,7 @@ static void *reader_main(void *arg)
 		int r = 0;
 		for (unsigned i = 0; i < sl->n; i++) {
 			uint64_t off = (sl->first + i) * im->chunk;
-			size_t len = im->size - off < im->chunk ? (size_t)(im->size - off) : im->chunk;
+			size_t len = chunk_len(im, sl->first + i);
 			sl->len[i] = len;
 			sl->what[i] = 0;
 			if (seek_ok && off >= data_end) {
@@ -232,9 +239,8 @@ static int base_load(struct worker *w, const struct sim_base *b, uint8_t *buf, s
 {
 	struct import *im = w->im;
 	if (!b->stored) {
-		uint64_t off = b->chunk * im->chunk;
-		*ret_len = im->size - off < im->chunk ? (size_t)(im->size - off) : im->chunk;
-		return read_full(im->fd, buf, *ret_len, off);
+		*ret_len = chunk_len(im, b->chunk);
+		return read_full(im->fd, buf, *ret_len, b->chunk * im->chunk);
 	}
 	if (!w->get)
 		return -ENOENT;
