@@ -74,8 +74,37 @@ static int expect(struct parser *ps, char c)
 	return 0;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The 4 hex digits of a \u escape, exactly (the text is not NUL-terminated,
+ * so no sscanf: it skips blanks and reads a sign or "0x" and past them). */
+static int hex4(struct parser *ps, unsigned *v)
+{
+	if (ps->end - ps->p < 4)
+		return -EINVAL;
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		int d = hex_digit(ps->p[i]);
+		if (d < 0)
+			return -EINVAL;
+		*v = *v << 4 | (unsigned)d;
+	}
+	ps->p += 4;
+	return 0;
+}
+
 /* A JSON string into out (at most n-1 bytes); only the escapes the writer
- * produces are accepted. */
+ * produces are accepted: \" \\ \/ and \u0001..\u001f (never \u0000,
+ * which would cut the string short). */
 static int string(struct parser *ps, char *out, size_t n)
 {
 	if (expect(ps, '"'))
@@ -91,9 +120,8 @@ static int string(struct parser *ps, char *out, size_t n)
 			c = *ps->p++;
 			if (c == 'u') {
 				unsigned v;
-				if (ps->end - ps->p < 4 || sscanf(ps->p, "%4x", &v) != 1 || v >= 0x20)
+				if (hex4(ps, &v) || v == 0 || v >= 0x20)
 					return -EINVAL;
-				ps->p += 4;
 				c = (char)v;
 			} else if (c != '"' && c != '\\' && c != '/') {
 				return -EINVAL;

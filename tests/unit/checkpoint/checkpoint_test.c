@@ -404,6 +404,13 @@ static void test_config_malformed(void)
 		"{\"version\":1,\"name\":\"a\",\"mem\":99999999999999999999999,\"cpus\":1,\"disks\":0,\"readonly\":\"\"}",
 		"{\"version\":1,\"name\":\"a\\q\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\"}",
 		"{\"version\":1,\"name\":\"a\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\",\"rng\":maybe}",
+		/* \u takes exactly 4 hex digits: a short one must not swallow
+		 * the closing quote, nor a sign or blanks pass as digits */
+		"{\"version\":1,\"name\":\"a\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\",\"append\":\"\\u1\"zz\"}",
+		"{\"version\":1,\"name\":\"a\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\",\"append\":\"\\u+01f\"}",
+		"{\"version\":1,\"name\":\"a\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\",\"append\":\"\\u 1f\"}",
+		/* \u0000 would cut the string short (name "a" here) */
+		"{\"version\":1,\"name\":\"a\\u0000/../x\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\"}",
 	};
 	char err[256];
 	struct ckpt_config c;
