@@ -173,6 +173,9 @@ int ckpt_config_decode(const char *text, size_t len, struct ckpt_config *c, char
 	struct parser ps = { text, text + len };
 	memset(c, 0, sizeof(*c));
 	long long version = -1, mem = -1, cpus = -1, disks = -1, created = 0;
+	static const char *const keys[] = { "version", "name", "mem", "cpus", "append", "disks",
+					    "readonly", "rng", "created" };
+	unsigned seen = 0;
 	c->rng = true;
 	if (expect(&ps, '{'))
 		goto bad;
@@ -187,22 +190,31 @@ int ckpt_config_decode(const char *text, size_t len, struct ckpt_config *c, char
 		char key[32];
 		if (string(&ps, key, sizeof(key)) || expect(&ps, ':'))
 			goto bad;
+		/* A key twice is refused: readers that keep the first and
+		 * readers that keep the last would see different VMs. */
+		size_t k = 0;
+		while (k < sizeof(keys) / sizeof(keys[0]) && strcmp(key, keys[k]))
+			k++;
+		if (k == sizeof(keys) / sizeof(keys[0]) || seen & 1u << k)
+			goto bad;
+		seen |= 1u << k;
 		int rc;
-		if (!strcmp(key, "version")) rc = number(&ps, &version);
-		else if (!strcmp(key, "name")) rc = string(&ps, c->name, sizeof(c->name));
-		else if (!strcmp(key, "mem")) rc = number(&ps, &mem);
-		else if (!strcmp(key, "cpus")) rc = number(&ps, &cpus);
-		else if (!strcmp(key, "append")) rc = string(&ps, c->append, sizeof(c->append));
-		else if (!strcmp(key, "disks")) rc = number(&ps, &disks);
-		else if (!strcmp(key, "readonly")) rc = string(&ps, c->readonly, sizeof(c->readonly));
-		else if (!strcmp(key, "rng")) rc = boolean(&ps, &c->rng);
-		else if (!strcmp(key, "created")) rc = number(&ps, &created);
-		else rc = -EINVAL;
+		switch (k) {
+		case 0: rc = number(&ps, &version); break;
+		case 1: rc = string(&ps, c->name, sizeof(c->name)); break;
+		case 2: rc = number(&ps, &mem); break;
+		case 3: rc = number(&ps, &cpus); break;
+		case 4: rc = string(&ps, c->append, sizeof(c->append)); break;
+		case 5: rc = number(&ps, &disks); break;
+		case 6: rc = string(&ps, c->readonly, sizeof(c->readonly)); break;
+		case 7: rc = boolean(&ps, &c->rng); break;
+		default: rc = number(&ps, &created); break;
+		}
 		if (rc)
 			goto bad;
 	}
 	ws(&ps);
-	if (ps.p != ps.end)
+	if (ps.p != ps.end || !(seen & 1u))   /* junk after it, or no "version" */
 		goto bad;
 	if (version != CKPT_CONFIG_VERSION) {
 		snprintf(err, errlen, "VM config version %lld is not supported by this roam", version);

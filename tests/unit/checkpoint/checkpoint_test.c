@@ -411,6 +411,11 @@ static void test_config_malformed(void)
 		"{\"version\":1,\"name\":\"a\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\",\"append\":\"\\u 1f\"}",
 		/* \u0000 would cut the string short (name "a" here) */
 		"{\"version\":1,\"name\":\"a\\u0000/../x\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\"}",
+		/* a key twice (readers disagree on which one counts) */
+		"{\"version\":1,\"name\":\"a\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\",\"cpus\":2}",
+		"{\"version\":1,\"name\":\"a\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\",\"version\":1}",
+		/* no version at all: malformed, not "version -1 unsupported" */
+		"{\"name\":\"a\",\"mem\":16777216,\"cpus\":1,\"disks\":0,\"readonly\":\"\"}",
 	};
 	char err[256];
 	struct ckpt_config c;
