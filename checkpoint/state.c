@@ -1,5 +1,6 @@
 /* The machine-state object: encoding and decoding (format in state.h). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,21 @@ static void tag_str(uint32_t tag, char out[5])
 	out[4] = 0;
 }
 
+/* The n bytes of a name read from a state, made safe to print in a
+ * one-line message (they are hostile: newlines, escapes, NULs). */
+static void printable(char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
+			s[i] = '?';
+}
+
+/* A saved name matches want exactly (no NUL inside, nothing after). */
+static bool name_is(const char *want, const char *got, size_t n)
+{
+	return strlen(want) == n && !memcmp(want, got, n);
+}
+
 /* Iterates sections: 1 with *sec filled, 0 at the end, -EINVAL. */
 static int next_section(struct rec_reader *r, uint32_t *left, struct section *sec)
 {
@@ -358,14 +374,17 @@ int ckpt_state_load(struct vm *vm, const void *buf, size_t len, char *err, size_
 		} else if (sec.tag == TAG_DEV) {
 			struct rec_reader *b = &sec.body;
 			char id[256], type[256];
-			uint8_t n = rec_get_u8(b);
-			rec_get_bytes(b, id, n);
-			id[n] = 0;
-			n = rec_get_u8(b);
-			rec_get_bytes(b, type, n);
-			type[n] = 0;
+			uint8_t idlen = rec_get_u8(b);
+			rec_get_bytes(b, id, idlen);
+			id[idlen] = 0;
+			uint8_t typelen = rec_get_u8(b);
+			rec_get_bytes(b, type, typelen);
+			type[typelen] = 0;
 			uint32_t version = rec_get_u32(b);
-			if (b->err || !dev || strcmp(dev->id, id) || strcmp(dev->type->name, type)) {
+			if (b->err || !dev || !name_is(dev->id, id, idlen) ||
+			    !name_is(dev->type->name, type, typelen)) {
+				printable(id, idlen);
+				printable(type, typelen);
 				snprintf(err, errlen, "saved device %s (%s) does not match this VM's device %s",
 					 b->err ? "?" : id, b->err ? "?" : type, dev ? dev->id : "(none)");
 				rc = -EINVAL;

@@ -16,6 +16,7 @@
 #include "checkpoint/state.h"
 #include "checkpoint/vmconfig.h"
 #include "image/store.h"
+#include "monitor/dev.h"
 #include "monitor/guest_mem.h"
 #include "monitor/vm.h"
 #define TEST_RNG_SEED 0x243f6a8885a308d3ull
@@ -355,6 +356,60 @@ static void test_state_truncated_corrupt(void)
 	}
 	vm_free(two);
 	free(p);
+	free(buf);
+	vm_free(b);
+}
+
+/* The state with the first device's saved id replaced by id (n bytes). */
+static uint8_t *with_dev_id(const uint8_t *p, size_t len, const char *id, size_t n, size_t *ret_len)
+{
+	size_t vcpu = after_mach(p);
+	size_t dev = vcpu + 12 + ((uint32_t)p[vcpu + 8] | (uint32_t)p[vcpu + 9] << 8 |
+				  (uint32_t)p[vcpu + 10] << 16);
+	uint32_t slen = (uint32_t)p[dev + 8] | (uint32_t)p[dev + 9] << 8 | (uint32_t)p[dev + 10] << 16;
+	size_t old = p[dev + 12], rest = dev + 13 + old;
+	uint8_t *q = malloc(len + n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, dev + 12);
+	put_le32(q + dev + 8, (uint32_t)(slen - old + n));
+	q[dev + 12] = (uint8_t)n;
+	memcpy(q + dev + 13, id, n);
+	memcpy(q + dev + 13 + n, p + rest, len - rest);
+	*ret_len = len - old + n;
+	return q;
+}
+
+static void test_state_hostile_device_names(void)
+{
+	void *buf;
+	size_t len, len2;
+	CHECK_EQ(saved_state(&buf, &len), 0);
+	struct vm *b = new_vm(1);
+	CHECK(b);
+	if (!b)
+		return;
+	char err[512];
+	const char *first = b->devs->id;
+	/* The id as saved loads (the splicing is right). */
+	uint8_t *q = with_dev_id(buf, len, first, strlen(first), &len2);
+	CHECK(q && ckpt_state_load(b, q, len2, err, sizeof(err)) == 0);
+	free(q);
+	/* A newline or an escape in a saved name stays out of the message. */
+	q = with_dev_id(buf, len, "x\n\033[2Jy", 7, &len2);
+	err[0] = 0;
+	CHECK(q && ckpt_state_load(b, q, len2, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "saved device x??[2Jy") && !strchr(err, '\n') && !strchr(err, '\033'));
+	free(q);
+	/* The id with a NUL and more after it is not the id. */
+	char id[64];
+	size_t n = (size_t)snprintf(id, sizeof(id), "%s", first);
+	memcpy(id + n, "\0junk", 5);
+	q = with_dev_id(buf, len, id, n + 5, &len2);
+	err[0] = 0;
+	CHECK(q && ckpt_state_load(b, q, len2, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "does not match"));
+	free(q);
 	free(buf);
 	vm_free(b);
 }
@@ -778,6 +833,7 @@ int main(void)
 	TEST(test_state_unknown_major);
 	TEST(test_state_unknown_section);
 	TEST(test_state_truncated_corrupt);
+	TEST(test_state_hostile_device_names);
 	TEST(test_config_roundtrip);
 	TEST(test_config_malformed);
 	TEST(test_overlay);
