@@ -56,7 +56,57 @@ int sync_obj_tree(const void *data, size_t len, struct sync_tree_node *ret)
 	if (count > 4096 || len != 24 + (size_t)count * STORE_HASH_LEN)
 		return -EBADMSG;
 	*ret = (struct sync_tree_node){ .level = p[5], .fanout = (unsigned)p[6] | (unsigned)p[7] << 8,
-					.chunk_size = le32(p + 8), .count = count, .children = p + 24 };
+					.chunk_size = le32(p + 8), .count = count,
+					.size = (uint64_t)le32(p + 20) << 32 | le32(p + 16),
+					.children = p + 24 };
+	return 0;
+}
+
+/* Does the stored object h fit as a child of t spanning want bytes? */
+static int child_fits(struct store *s, const struct sync_tree_node *t, const struct store_hash *h,
+		      uint64_t want)
+{
+	if (t->level == 0) {
+		struct store_obj_info info;
+		int r = store_stat(s, h, &info);
+		if (r < 0)
+			return r == -ENOENT ? -EBADMSG : r;
+		return info.kind == STORE_BLOB && info.size == want ? 0 : -EBADMSG;
+	}
+	enum store_kind kind;
+	void *data;
+	size_t len;
+	int r = store_get(s, h, &kind, &data, &len);
+	if (r < 0)
+		return r == -ENOENT ? -EBADMSG : r;
+	struct sync_tree_node c;
+	r = kind == STORE_TREE && sync_obj_tree(data, len, &c) == 0 && c.level == t->level - 1 &&
+	    c.fanout == t->fanout && c.chunk_size == t->chunk_size && c.size == want ? 0 : -EBADMSG;
+	free(data);
+	return r;
+}
+
+int sync_tree_fits(struct store *s, const void *data, size_t len)
+{
+	struct sync_tree_node t;
+	if (sync_obj_tree(data, len, &t) < 0)
+		return -EBADMSG;
+	uint64_t span = t.chunk_size;
+	for (unsigned i = 0; i < t.level; i++)
+		if (__builtin_mul_overflow(span, (uint64_t)t.fanout, &span))
+			return -EBADMSG;
+	for (uint32_t k = 0; k < t.count; k++) {
+		struct store_hash h;
+		memcpy(h.b, t.children + (size_t)k * STORE_HASH_LEN, STORE_HASH_LEN);
+		if (store_hash_is_zero(&h))
+			continue;
+		uint64_t off;
+		if (__builtin_mul_overflow((uint64_t)k, span, &off) || off >= t.size)
+			return -EBADMSG;
+		int r = child_fits(s, &t, &h, t.size - off < span ? t.size - off : span);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 

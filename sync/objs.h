@@ -19,15 +19,24 @@ int sync_obj_decode(const struct store_hash *h, enum store_codec codec, uint64_t
 		    const void *stored, size_t stored_len, void **ret);
 
 /* A decoded tree node, read from its documented encoding (image/
- * store_int.h): level (0: the children are blobs), fanout, chunk size and
- * count children (hashes, zero for absent ones) at children. -EBADMSG if it
- * is not a tree node of at most 4096 children. */
+ * store_int.h): level (0: the children are blobs), fanout, chunk size,
+ * logical size and count children (hashes, zero for absent ones) at
+ * children. -EBADMSG if it is not a tree node of at most 4096 children. */
 struct sync_tree_node {
 	unsigned level, fanout;
 	uint32_t chunk_size, count;
+	uint64_t size;
 	const uint8_t *children;
 };
 int sync_obj_tree(const void *data, size_t len, struct sync_tree_node *ret);
+/* Whether every non-zero child of a decoded tree node is in the store and
+ * fits its place the way `roam verify` checks it: at level 0 a blob of
+ * exactly the child's span (the last one: the rest of the size), above it
+ * a node one level down with the same chunk size and fanout covering that
+ * span. store_put_raw checks only that children exist, so a receiver
+ * calls this once the children are stored. 0, -EBADMSG if one does not
+ * fit (or is missing), other -errno on store errors. */
+int sync_tree_fits(struct store *s, const void *data, size_t len);
 
 /* Calls fn for each non-zero child of a decoded tree node or commit (kind
  * of the child as the parent says). Blobs and states have none. -EBADMSG if

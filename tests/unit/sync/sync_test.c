@@ -2,7 +2,7 @@
  * payloads, ref-name rules, URLs, remotes file, leases, the wire codec
  * (records, deltas, limits against hostile streams), and push/pull round
  * trips between stores over the local transport (protocol 2 with deltas,
- * and protocol 1). */
+ * and protocol 1), and what bundle import refuses or must commit. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -742,6 +742,72 @@ out:
 	store_free(c);
 }
 
+/* VM NAME in s: a 100-byte config blob and disk0, a tree over it claiming
+ * size bytes (100 fits; anything else is a tree whose child does not). */
+static int mkvm_tree(struct store *s, const char *name, uint64_t size, struct store_hash *ret)
+{
+	uint8_t blob[100], node[24 + 32] = "RTRE";
+	memset(blob, 'c', sizeof(blob));
+	struct store_hash bh, th;
+	int rc = store_put(s, STORE_BLOB, blob, sizeof(blob), &bh);
+	uint32_t chunk = store_chunk_size(s), count = 1;
+	node[4] = 1;                    /* version; level 0 */
+	node[6] = 512 & 0xff;
+	node[7] = 512 >> 8;
+	memcpy(node + 8, &chunk, 4);    /* little-endian host */
+	memcpy(node + 12, &count, 4);
+	memcpy(node + 16, &size, 8);
+	memcpy(node + 24, bh.b, 32);
+	if (!rc)
+		rc = store_put(s, STORE_TREE, node, sizeof(node), &th);
+	struct store_commit c = { .time = 1700000000 };
+	if (!rc)
+		rc = store_commit_add_root(&c, "config", STORE_BLOB, &bh);
+	if (!rc)
+		rc = store_commit_add_root(&c, "disk0", STORE_TREE, &th);
+	if (!rc)
+		rc = store_commit_put(s, &c, ret);
+	char ref[64];
+	snprintf(ref, sizeof(ref), "vms/%s/head", name);
+	return rc ? rc : store_ref_cas(s, ref, NULL, ret);
+}
+
+static void bundle_import_checks(void)
+{
+	struct store *a = mkstore("ba"), *b = mkstore("bb");
+	CHECK(a && b);
+	if (!a || !b) {
+		store_free(a);
+		store_free(b);
+		return;
+	}
+	char file[128], vm[80], err[512];
+	snprintf(file, sizeof(file), "%s/x.bundle", dir);
+	struct sync_stats st;
+	struct store_hash good, bad, h;
+	CHECK_EQ(mkvm_tree(a, "good", 100, &good), 0);
+	CHECK_EQ(mkvm_tree(a, "bad", 8192, &bad), 0);
+	/* A tree whose child does not fit its place is refused, nothing
+	 * stored (it imported, and roam verify then called it bad). */
+	struct sync_bundle_opts o = { .vm = "bad" };
+	CHECK_EQ(sync_bundle_create(a, &o, file, &st, err, sizeof(err)), 0);
+	err[0] = 0;
+	CHECK(sync_bundle_import(b, file, false, NULL, vm, sizeof(vm), &st, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "does not fit") != NULL);
+	CHECK_EQ(store_ref_get(b, "vms/bad/head", &h), -ENOENT);
+	struct store_verify_report *rep = NULL;
+	CHECK_EQ(store_verify(b, NULL, &rep), 0);
+	CHECK(rep && rep->objects == 0);
+	store_verify_report_free(rep);
+	o.vm = "good";
+	CHECK_EQ(sync_bundle_create(a, &o, file, &st, err, sizeof(err)), 0);
+	CHECK_EQ(sync_bundle_import(b, file, false, NULL, vm, sizeof(vm), &st, err, sizeof(err)), 0);
+	CHECK_EQ(store_verify(b, NULL, &rep), 0);
+	store_verify_report_free(rep);
+	store_free(a);
+	store_free(b);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/roam-sync-unit.XXXXXX");
@@ -756,6 +822,7 @@ int main(void)
 	TEST(urls);
 	TEST(remotes_file);
 	TEST(leases);
+	TEST(bundle_import_checks);
 	TEST(wire_roundtrip);
 	TEST(wire_hostile);
 	if (getenv("ROAM") && access(getenv("ROAM"), X_OK) == 0)
