@@ -633,21 +633,28 @@ int sync_bundle_import(struct store *s, const char *file, bool force,
 			rc = anc < 0 ? anc : -EEXIST;
 		}
 	}
-	if (!rc && (rc = store_txn_begin(s)) < 0)
+	/* The refs move together. The transaction ends here whichever ref
+	 * is last (one already at its value too). */
+	if (!rc && (rc = store_txn_begin(s)) < 0) {
 		snprintf(err, errlen, "%s", store_last_error());
-	for (size_t i = 0; !rc && i < m.refs.n; i++) {
-		bool have = store_ref_get(s, m.refs.v[i].name, &cur) == 0;
-		if (have && store_hash_eq(&cur, &m.refs.v[i].h))
-			continue;
-		rc = store_ref_cas(s, m.refs.v[i].name, have ? &cur : NULL, &m.refs.v[i].h);
-		if (rc < 0) {
-			snprintf(err, errlen, "cannot update ref %s: %s", m.refs.v[i].name,
-				 store_last_error());
-			store_txn_abort(s);
+	} else if (!rc) {
+		for (size_t i = 0; !rc && i < m.refs.n; i++) {
+			bool have = store_ref_get(s, m.refs.v[i].name, &cur) == 0;
+			if (have && store_hash_eq(&cur, &m.refs.v[i].h))
+				continue;
+			rc = store_ref_cas(s, m.refs.v[i].name, have ? &cur : NULL, &m.refs.v[i].h);
+			if (rc < 0)
+				snprintf(err, errlen, "cannot update ref %s: %s", m.refs.v[i].name,
+					 store_last_error());
+			else
+				st->refs_updated++;
 		}
-		st->refs_updated++;
-		if (!rc && i + 1 == m.refs.n && (rc = store_txn_commit(s)) < 0)
+		if (rc < 0)
+			store_txn_abort(s);
+		else if ((rc = store_txn_commit(s)) < 0)
 			snprintf(err, errlen, "%s", store_last_error());
+		if (rc < 0)
+			st->refs_updated = 0;
 	}
 	if (a)
 		archive_read_free(a);

@@ -772,6 +772,18 @@ static int mkvm_tree(struct store *s, const char *name, uint64_t size, struct st
 	return rc ? rc : store_ref_cas(s, ref, NULL, ret);
 }
 
+static int committed_ref(const char *store, const char *ref, struct store_hash *ret)
+{
+	char p[128];
+	snprintf(p, sizeof(p), "%s/%s", dir, store);
+	struct store *s;
+	int rc = store_open(p, STORE_OPEN_RDONLY, &s);
+	if (!rc)
+		rc = store_ref_get(s, ref, ret);
+	store_free(s);
+	return rc;
+}
+
 static void bundle_import_checks(void)
 {
 	struct store *a = mkstore("ba"), *b = mkstore("bb");
@@ -804,6 +816,15 @@ static void bundle_import_checks(void)
 	CHECK_EQ(sync_bundle_import(b, file, false, NULL, vm, sizeof(vm), &st, err, sizeof(err)), 0);
 	CHECK_EQ(store_verify(b, NULL, &rep), 0);
 	store_verify_report_free(rep);
+	/* A checkpoint of the head this store has already: the new ref comes
+	 * first and the head, unchanged, last; the import must still commit
+	 * (it left its transaction open: the tag was lost on exit). */
+	CHECK_EQ(store_ref_cas(a, "vms/good/checkpoints/t", NULL, &good), 0);
+	CHECK_EQ(sync_bundle_create(a, &o, file, &st, err, sizeof(err)), 0);
+	CHECK_EQ(sync_bundle_import(b, file, false, NULL, vm, sizeof(vm), &st, err, sizeof(err)), 0);
+	CHECK_EQ(st.refs_updated, 1);
+	CHECK_EQ(committed_ref("bb", "vms/good/checkpoints/t", &h), 0);
+	CHECK(store_hash_eq(&h, &good));
 	store_free(a);
 	store_free(b);
 }
