@@ -1,6 +1,7 @@
 /* Object helpers for sync and bundles (objs.h). Tree nodes are parsed here
  * from their documented encoding (image/store_int.h) only far enough to list
- * children; store_put_raw validates them fully when they are stored. */
+ * children and check that they fit; store_put_raw validates a node itself
+ * (header, count) when it is stored, not its children's shapes. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
