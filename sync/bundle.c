@@ -334,8 +334,14 @@ static int parse_manifest(char *text, struct manifest *m)
 			state = 3;
 			break;
 		} else if (!strncmp(line, "base ", 5)) {
+			/* The tag is a checkpoint's (create checks it so), and
+			 * it is printed when the base is missing here. */
+			char ref[2 * STORE_REF_MAX];
 			if (m->has_base || sscanf(line, "base %299s %255s", a, m->base_tag) != 2 ||
 			    store_hash_parse(a, &m->base) < 0)
+				return -EBADMSG;
+			snprintf(ref, sizeof(ref), "vms/%s/checkpoints/%s", m->vm, m->base_tag);
+			if (!store_ref_valid(ref))
 				return -EBADMSG;
 			m->has_base = true;
 		} else if (!strncmp(line, "ref ", 4)) {

@@ -3,6 +3,8 @@
  * (records, deltas, limits against hostile streams), and push/pull round
  * trips between stores over the local transport (protocol 2 with deltas,
  * and protocol 1), and what bundle import refuses or must commit. */
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -772,6 +774,28 @@ static int mkvm_tree(struct store *s, const char *name, uint64_t size, struct st
 	return rc ? rc : store_ref_cas(s, ref, NULL, ret);
 }
 
+/* A bundle of just a manifest (libarchive, pax as bundles are). */
+static int write_manifest_only(const char *file, const char *man)
+{
+	struct archive *a = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	int rc = -EIO;
+	if (a && e && archive_write_set_format_pax_restricted(a) == ARCHIVE_OK &&
+	    archive_write_open_filename(a, file) == ARCHIVE_OK) {
+		archive_entry_set_pathname(e, "manifest");
+		archive_entry_set_size(e, (la_int64_t)strlen(man));
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0644);
+		if (archive_write_header(a, e) == ARCHIVE_OK &&
+		    archive_write_data(a, man, strlen(man)) == (la_ssize_t)strlen(man) &&
+		    archive_write_close(a) == ARCHIVE_OK)
+			rc = 0;
+	}
+	archive_entry_free(e);
+	archive_write_free(a);
+	return rc;
+}
+
 static int committed_ref(const char *store, const char *ref, struct store_hash *ret)
 {
 	char p[128];
@@ -825,6 +849,20 @@ static void bundle_import_checks(void)
 	CHECK_EQ(st.refs_updated, 1);
 	CHECK_EQ(committed_ref("bb", "vms/good/checkpoints/t", &h), 0);
 	CHECK(store_hash_eq(&h, &good));
+	/* The base tag is printed when the base is missing: only a valid
+	 * checkpoint tag passes, not a terminal escape. */
+	static const char *bases[] = { "\033[2J", "../x" };
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		char man[512];
+		snprintf(man, sizeof(man), "roam-bundle 1\nvm v\nbase %s %s\nref vms/v/head %s\nend\n",
+			 "abababababababababababababababababababababababababababababababab", bases[i],
+			 "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd");
+		CHECK_EQ(write_manifest_only(file, man), 0);
+		err[0] = 0;
+		CHECK_EQ(sync_bundle_import(b, file, false, NULL, vm, sizeof(vm), &st, err, sizeof(err)),
+			 -EBADMSG);
+		CHECK(strstr(err, "manifest is malformed") && !strchr(err, '\033'));
+	}
 	store_free(a);
 	store_free(b);
 }
