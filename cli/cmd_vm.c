@@ -454,7 +454,11 @@ static int run_log(struct cli_ctx *ctx, int argc, char **argv)
 		rc = cli_error("out of memory");
 		goto out;
 	}
-	memcpy(pending, refs.hashes, refs.n * sizeof(*pending));
+	/* The lease ref names a blob (who runs the VM), not a commit. */
+	npend = 0;
+	for (size_t i = 0; i < refs.n; i++)
+		if (strcmp(refs.names[i] + strlen(prefix), "lease"))
+			pending[npend++] = refs.hashes[i];
 	while (npend) {
 		struct store_hash h = pending[--npend];
 		bool seen = false;
