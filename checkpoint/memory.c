@@ -30,7 +30,8 @@ int ckpt_mem_save_full(struct store *s, struct guest_mem *m, const struct store_
  * (spinlocks, flags set twice), and one written page makes its whole chunk
  * dirty. So each dirty chunk is hashed first and compared with the base
  * tree: an unchanged chunk costs nothing more, a chunk of zeros is marked as
- * such, and only the rest is compressed and stored. Hashing and compressing
+ * such, and only the rest is compressed and stored, as a delta against its
+ * version in the base tree when it kept most of it. Hashing and compressing
  * run on two threads (RAM is read-only while the VM is paused); the SQLite
  * writes stay on the caller's. (Looking each one up first to spare
  * compressing chunks stored elsewhere does not pay: in measured saves of a
@@ -45,6 +46,7 @@ struct dirty_scan {
 	uint64_t size, chunk;
 	const uint64_t *idx;         /* dirty chunk indices */
 	struct store_hash *h;        /* their hashes */
+	struct store_hash *old;      /* per batch entry: the chunk in the base tree */
 	uint8_t *what;               /* DC_* */
 	size_t n;
 	/* the current pass: hashing all n, or encoding blobs[0..nb) */
@@ -77,8 +79,9 @@ static void *scan_worker(void *arg)
 			if (d->encode) {
 				size_t j = d->batch[k];
 				uint64_t c = d->idx[j];
-				d->blob_rc[k] = store_blob_encode(d->s, d->ram + c * d->chunk,
-								  chunk_len(d, c), &d->h[j], &d->blobs[k]);
+				d->blob_rc[k] = store_blob_encode_like(d->s, d->ram + c * d->chunk,
+								       chunk_len(d, c), &d->h[j], &d->old[k],
+								       &d->blobs[k]);
 				continue;
 			}
 			const uint8_t *p = d->ram + d->idx[k] * d->chunk;
@@ -153,9 +156,10 @@ int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store
 	d.batch = batch;
 	d.h = malloc((d.n ? d.n : 1) * sizeof(*d.h));
 	d.what = malloc(d.n ? d.n : 1);
+	d.old = malloc(ENCODE_BATCH * sizeof(*d.old));
 	d.blobs = calloc(ENCODE_BATCH, sizeof(*d.blobs));
 	d.blob_rc = calloc(ENCODE_BATCH, sizeof(*d.blob_rc));
-	int rc = d.h && d.what && batch && d.blobs && d.blob_rc ? 0 : -ENOMEM;
+	int rc = d.h && d.what && batch && d.old && d.blobs && d.blob_rc ? 0 : -ENOMEM;
 	/* The builder checks that base has this RAM's size and chunk size. */
 	if (rc == 0)
 		rc = store_tree_builder_new(s, size, base, &b);
@@ -181,6 +185,7 @@ int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store
 			rc = store_tree_builder_set_hash(b, c, h);
 			continue;
 		}
+		d.old[d.nb] = old;
 		d.batch[d.nb++] = i;
 		if (d.nb == ENCODE_BATCH)
 			rc = store_batch(&d, b);
@@ -193,6 +198,7 @@ int ckpt_mem_save_dirty(struct store *s, struct guest_mem *m, const struct store
 	store_tree_free(bt);
 	free(d.h);
 	free(d.what);
+	free(d.old);
 	free(d.blobs);
 	free(d.blob_rc);
 	free(batch);

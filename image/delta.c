@@ -1,6 +1,7 @@
 /* Delta blobs (format in store_int.h): decoding one against its bases, the
- * writer's check of the bases, and the similarity index that import uses to
- * pick bases among the chunks it stored before. */
+ * writer's check of the bases, encoding a new version of a chunk against its
+ * previous one (incremental memory saves), and the similarity index that
+ * import uses to pick bases among the chunks it stored before. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -132,6 +133,112 @@ int store_delta_check_locked(struct store *s, const void *stored, size_t len)
 			return r;
 	}
 	return 1;
+}
+
+/* ---- a new version of a chunk against its previous one ------------------- */
+
+/* Appends base h's content (its row in raw, checked against h) to prefix:
+ * 1, or 0 when it cannot serve as a base. */
+static int load_base(struct store *s, const struct store_hash *h, const struct store_raw *raw,
+		     size_t max, uint8_t *prefix, size_t *plen)
+{
+	if (!store_delta_base_ok(raw->info.kind, raw->info.size, raw->info.codec) ||
+	    raw->info.size > max || store_decode_into(s, h, raw->info.codec, raw->info.size, raw->data,
+						      raw->info.stored_size, prefix + *plen))
+		return 0;
+	*plen += raw->info.size;
+	return 1;
+}
+
+/* The bases a new version of prev can be made against, their contents in
+ * prefix: prev itself when it is plain, else the bases prev was made
+ * against (a base is never a delta). prev's own content goes to old (len
+ * bytes: the same chunk of an earlier save). Their count, 0 if none do. */
+static int prev_bases(struct store *s, const struct store_hash *prev, size_t len,
+		      struct store_hash base[STORE_DELTA_BASES], uint8_t *prefix, size_t *plen,
+		      uint8_t *old)
+{
+	struct store_raw raw, b;
+	*plen = 0;
+	if (store_fetch_raw(s, prev, &raw))
+		return 0;
+	int n = 0;
+	if (raw.info.size != len || raw.info.kind != STORE_BLOB) {
+		n = 0;
+	} else if (raw.info.codec != STORE_CODEC_DELTA) {
+		base[0] = *prev;
+		n = load_base(s, prev, &raw, len, prefix, plen);
+		if (n)
+			memcpy(old, prefix, len);
+	} else if ((n = store_delta_bases(raw.data, raw.info.stored_size, base)) > 0) {
+		for (int i = 0; i < n; i++) {
+			int ok = !store_fetch_raw(s, &base[i], &b) && load_base(s, &base[i], &b, len, prefix, plen);
+			store_raw_release(&b);
+			if (!ok)
+				n = 0;
+		}
+		size_t hdr = STORE_DELTA_HDR(n);
+		if (n && store_decompress_prefix(s, (uint8_t *)raw.data + hdr, raw.info.stored_size - hdr,
+						 prefix, *plen, old, len))
+			n = 0;
+	}
+	store_raw_release(&raw);
+	return n < 0 ? 0 : n;
+}
+
+/* Whether at least a quarter of the 8-byte words of a and b are equal:
+ * a delta then has a chance, and time is not spent on one otherwise. */
+static bool alike(const uint8_t *a, const uint8_t *b, size_t len)
+{
+	size_t same = 0, n = len / 8;
+	for (size_t i = 0; i < n; i++)
+		same += !memcmp(a + 8 * i, b + 8 * i, 8);
+	return n && same * 4 >= n;
+}
+
+/* Writes into out the delta of data against the n bases (prefix) if it
+ * takes at most cap bytes; its length, or 0. */
+static size_t delta_within(struct store *s, const void *data, size_t len, const uint8_t *prefix,
+			   size_t plen, const struct store_hash *base, int n, uint8_t *out, size_t cap)
+{
+	size_t hdr = STORE_DELTA_HDR(n), z;
+	if (cap <= hdr || store_compress_prefix(s, data, len, prefix, plen, out + hdr, cap - hdr, &z))
+		return 0;
+	out[0] = (uint8_t)n;
+	for (int i = 0; i < n; i++)
+		memcpy(out + 1 + (size_t)i * STORE_HASH_LEN, base[i].b, STORE_HASH_LEN);
+	return hdr + z;
+}
+
+int store_blob_encode_like(struct store *s, const void *data, size_t len, const struct store_hash *h,
+			   const struct store_hash *prev, struct store_blob *ret)
+{
+	struct store_hash base[STORE_DELTA_BASES];
+	size_t plen = 0, n = 0;
+	uint8_t *prefix = store_hash_is_zero(prev) ? NULL : malloc((STORE_DELTA_BASES + 1) * len);
+	int nb = prefix ? prev_bases(s, prev, len, base, prefix, &plen, prefix + STORE_DELTA_BASES * len) : 0;
+	uint8_t *out = nb && alike(data, prefix + STORE_DELTA_BASES * len, len) ?
+		       malloc(STORE_DELTA_HDR(nb) + store_compress_bound(len)) : NULL;
+	/* The same rule as a full save's: a quarter of the chunk at most, or
+	 * an eighth less than its plain encoding. */
+	if (out)
+		n = delta_within(s, data, len, prefix, plen, base, nb, out, len / 4);
+	int r = 0;
+	if (!n) {
+		r = store_blob_encode(s, data, len, h, ret);
+		if (!r && out && ret->stored_len > len / 4 &&
+		    (n = delta_within(s, data, len, prefix, plen, base, nb, out,
+				      ret->stored_len - ret->stored_len / 8)))
+			store_blob_release(ret);
+	}
+	if (n) {
+		*ret = (struct store_blob){ .h = *h, .size = len, .codec = STORE_CODEC_DELTA,
+					    .stored = out, .stored_len = n, .buf = out, .data = data };
+		out = NULL;
+	}
+	free(out);
+	free(prefix);
+	return r;
 }
 
 /* ---- similarity index ------------------------------------------------------ */

@@ -157,14 +157,19 @@ int store_put_encoded(struct store *s, const struct store_hash *h, enum store_ki
 		return r;
 	pthread_mutex_lock(&s->lock);
 	r = store_pin_locked(s, h);
+	if (r == 0 && codec == STORE_CODEC_DELTA) {
+		r = store_delta_check_locked(s, stored, stored_len);
+		r = r > 0 ? 0 : r < 0 ? r : -ESTALE;
+	}
 	if (r == 0)
 		r = store_insert_locked(s, h, kind, size, codec, stored, stored_len);
 	pthread_mutex_unlock(&s->lock);
-	if (r < 0) {
+	if (r < 0 && r != -ESTALE) {
 		store_txn_abort(s);
 		return r;
 	}
-	return store_txn_commit(s);
+	int c = store_txn_commit(s);   /* -ESTALE wrote nothing: the caller's transaction goes on */
+	return c ? c : r == -ESTALE ? r : 0;
 }
 
 int store_blob_encode(struct store *s, const void *data, size_t len, const struct store_hash *h,
@@ -173,6 +178,7 @@ int store_blob_encode(struct store *s, const void *data, size_t len, const struc
 	memset(ret, 0, sizeof(*ret));
 	ret->h = *h;
 	ret->size = len;
+	ret->data = data;
 	return store_encode(s, data, len, &ret->stored, &ret->stored_len, &ret->codec, &ret->buf);
 }
 

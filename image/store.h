@@ -217,9 +217,14 @@ struct store_blob {
 	const void *stored;
 	size_t stored_len;
 	void *buf;              /* owned by the blob: the compressed bytes */
+	const void *data;       /* the chunk (a delta whose bases are gone is stored from it) */
 };
 int store_blob_encode(struct store *s, const void *data, size_t len, const struct store_hash *h,
 		      struct store_blob *ret);
+/* The same for a new version of a chunk whose previous version is the blob
+ * prev (or the zero hash): a delta against prev when that is much smaller. */
+int store_blob_encode_like(struct store *s, const void *data, size_t len, const struct store_hash *h,
+			   const struct store_hash *prev, struct store_blob *ret);
 void store_blob_release(struct store_blob *b);
 int store_tree_builder_set_blob(struct store_tree_builder *b, uint64_t index,
 				const struct store_blob *blob);

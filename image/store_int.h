@@ -233,7 +233,8 @@ int store_decode_into(struct store *s, const struct store_hash *h, enum store_co
 /* Pins h for this session if it exists: 1 pinned, 0 missing. Locked + txn. */
 int store_pin_locked(struct store *s, const struct store_hash *h);
 /* Stores an object already hashed and encoded (in its own transaction,
- * nested in the caller's) and pins it. */
+ * nested in the caller's) and pins it. A delta whose bases are not stored
+ * plain blobs is refused with -ESTALE (no message): store it plainly. */
 int store_put_encoded(struct store *s, const struct store_hash *h, enum store_kind kind,
 		      uint64_t size, enum store_codec codec, const void *stored, size_t stored_len);
 /* Encodes data for storage: compressed when that pays, else raw.

@@ -381,6 +381,14 @@ int store_tree_builder_set_blob(struct store_tree_builder *b, uint64_t index,
 	if (!r)
 		r = store_put_encoded(b->s, &blob->h, STORE_BLOB, blob->size, blob->codec,
 				      blob->stored, blob->stored_len);
+	if (r == -ESTALE && blob->data) {
+		struct store_blob plain;
+		r = store_blob_encode(b->s, blob->data, blob->size, &blob->h, &plain);
+		if (!r)
+			r = store_put_encoded(b->s, &plain.h, STORE_BLOB, plain.size, plain.codec,
+					      plain.stored, plain.stored_len);
+		store_blob_release(&plain);
+	}
 	if (!r)
 		r = blob_txn(b, true);
 	return r ? r : add_change(b, index, &blob->h);

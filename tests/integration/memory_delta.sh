@@ -4,7 +4,9 @@
 # first suspend stores those copies as deltas (roam du counts them), the
 # resumed guest reads back the same bytes, the store verifies, and a bundle
 # of the VM (which carries every object self-contained) imports and
-# verifies in a second store.
+# verifies in a second store. A second suspend after a few bytes changed
+# in those pages stores the changed chunks as deltas against their previous
+# versions, and the guest reads them back too.
 . "$ROAM_SRC/tests/integration/lib.sh"
 R="$ROAM"
 cd "$T" || exit 1
@@ -50,7 +52,22 @@ say 'echo SUM2 $(cat /tmp/a /tmp/b | md5sum)'
 wait_out '^SUM2 [0-9a-f]{32}' 120 || bail memory_delta_resume "$(cat "err.$runno")"
 [ "$(sums SUM2)" = "$sum1" ] && pass memory_delta_resume_same_bytes ||
 	fail memory_delta_resume_same_bytes "$sum1 before, $(sums SUM2) after"
+# A few bytes changed in 16 pages of a: the second suspend stores those
+# chunks as deltas against their previous versions, which read back right.
+say 'for i in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do printf roam | dd of=/tmp/a bs=1 seek=$((i * 65536 + 777)) conv=notrunc 2>/dev/null; done; echo SUM3 $(cat /tmp/a /tmp/b | md5sum)'
+wait_out '^SUM3 [0-9a-f]{32}' 120 || bail memory_delta_change "$(tail -c 300 "out.$runno")"
+sum3=$(sums SUM3)
 $R suspend md > susp.out 2>&1 || bail memory_delta_suspend2 "$(cat susp.out)"
+wait "$pid"; pid=
+deltas2=$($R du --json | sed 's/.*"delta_blobs":\([0-9]*\).*/\1/')
+[ "$deltas2" -ge $((deltas + 8)) ] && pass "memory_delta_incremental ($((deltas2 - deltas)) more)" ||
+	fail memory_delta_incremental "$deltas delta blobs after the first suspend, $deltas2 after the second"
+run
+say 'echo SUM4 $(cat /tmp/a /tmp/b | md5sum)'
+wait_out '^SUM4 [0-9a-f]{32}' 120 || bail memory_delta_resume2 "$(cat "err.$runno")"
+[ "$(sums SUM4)" = "$sum3" ] && pass memory_delta_resume2_same_bytes ||
+	fail memory_delta_resume2_same_bytes "$sum3 before, $(sums SUM4) after"
+$R suspend md > susp.out 2>&1 || bail memory_delta_suspend3 "$(cat susp.out)"
 wait "$pid"; pid=
 check memory_delta_verify $R verify
 check memory_delta_bundle $R bundle create md -o md.bundle

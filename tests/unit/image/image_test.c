@@ -126,6 +126,25 @@ static int corrupt(const char *path, const struct store_hash *h)
 	return rc;
 }
 
+/* Deletes object h behind the store's back. */
+static int drop_object(const char *path, const struct store_hash *h)
+{
+	char db[300];
+	snprintf(db, sizeof(db), "%s/store.db", path);
+	sqlite3 *c;
+	if (sqlite3_open(db, &c) != SQLITE_OK)
+		return -1;
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(c, "DELETE FROM objects WHERE hash = ?", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, h->b, 32, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(c) == 1 ? 0 : -1;
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(c);
+	return rc;
+}
+
 static void test_corruption(void)
 {
 	char path[256];
@@ -823,6 +842,76 @@ static void test_similar(void)
 	store_free(b);
 }
 
+/* A new version of a chunk against its previous one (incremental memory
+ * saves): a small change is a small delta, the next version of a delta is
+ * made against that delta's bases, and nothing else serves as a base. */
+static void test_encode_like(void)
+{
+	enum { C = 16384 };
+	char path[256];
+	struct store *s = new_store(C, path, sizeof(path));
+	if (!s)
+		return;
+	static uint8_t v[5][C], img[2 * C];
+	test_fill_random(v[0], C);
+	memcpy(v[1], v[0], C);
+	v[1][100] ^= 1;
+	v[1][9000] ^= 0x55;
+	memcpy(v[2], v[1], C);
+	memset(v[2] + 5000, 'x', 64);
+	test_fill_random(v[3], C);
+	memcpy(v[4], v[0], C);
+	v[4][200] ^= 1;
+	struct store_hash h[5];
+	static const struct store_hash zero;
+	for (int i = 0; i < 5; i++)
+		store_hash_buf(v[i], C, &h[i]);
+	CHECK(!store_put(s, STORE_BLOB, v[0], C, NULL));
+	struct store_blob b1, b2, b;
+	CHECK(!store_blob_encode_like(s, v[1], C, &h[1], &h[0], &b1));
+	CHECK(b1.codec == STORE_CODEC_DELTA && b1.stored_len < C / 16);
+	struct store_tree_builder *tb;
+	struct store_hash root, base[STORE_DELTA_BASES];
+	CHECK(!store_tree_builder_new(s, 2 * C, NULL, &tb));
+	CHECK(!store_tree_builder_set_blob(tb, 0, &b1));
+	CHECK(!store_blob_encode_like(s, v[2], C, &h[2], &h[1], &b2));
+	CHECK(b2.codec == STORE_CODEC_DELTA &&
+	      store_delta_bases(b2.stored, b2.stored_len, base) == 1 && store_hash_eq(&base[0], &h[0]));
+	CHECK(!store_tree_builder_set_blob(tb, 1, &b2));
+	CHECK(!store_tree_builder_finish(tb, &root));
+	store_tree_builder_free(tb);
+	memcpy(img, v[1], C);
+	memcpy(img + C, v[2], C);
+	check_tree(s, &root, img, sizeof(img));
+	store_blob_release(&b1);
+	store_blob_release(&b2);
+	/* Plain: nothing in common, no previous version, one not stored. */
+	CHECK(!store_blob_encode_like(s, v[3], C, &h[3], &h[0], &b) && b.codec == STORE_CODEC_RAW);
+	store_blob_release(&b);
+	CHECK(!store_blob_encode_like(s, v[1], C, &h[1], &zero, &b) && b.codec == STORE_CODEC_RAW);
+	store_blob_release(&b);
+	CHECK(!store_blob_encode_like(s, v[1], C, &h[1], &h[3], &b) && b.codec == STORE_CODEC_RAW);
+	store_blob_release(&b);
+	/* The base vanished between encoding and storing: stored plainly. */
+	CHECK(!store_blob_encode_like(s, v[4], C, &h[4], &h[0], &b) && b.codec == STORE_CODEC_DELTA);
+	CHECK(!drop_object(path, &h[0]));
+	CHECK(!store_tree_builder_new(s, 2 * C, NULL, &tb));
+	CHECK(!store_tree_builder_set_blob(tb, 0, &b));
+	CHECK(!store_tree_builder_finish(tb, &root));
+	store_tree_builder_free(tb);
+	store_blob_release(&b);
+	struct store_obj_info info;
+	CHECK(!store_stat(s, &h[4], &info) && info.codec == STORE_CODEC_RAW);
+	memcpy(img, v[4], C);
+	memset(img + C, 0, C);
+	check_tree(s, &root, img, sizeof(img));
+	/* A corrupt previous version is not used. */
+	CHECK(!corrupt(path, &h[4]));
+	CHECK(!store_blob_encode_like(s, v[0], C, &h[0], &h[4], &b) && b.codec == STORE_CODEC_RAW);
+	store_blob_release(&b);
+	store_free(s);
+}
+
 /* A zstd context whose last frame failed (output too small, corrupt input)
  * still takes a prefix for the next one. */
 static void test_prefix_after_failure(void)
@@ -1083,6 +1172,7 @@ int main(void)
 	TEST(test_similar);
 	TEST(test_similar_stored);
 	TEST(test_prefix_after_failure);
+	TEST(test_encode_like);
 	TEST(test_bad_databases);
 	TEST(test_lock_timeout);
 	TEST(test_deferred_checkpoint);
