@@ -105,8 +105,9 @@ static void test_put_get(void)
 	store_free(s);
 }
 
-/* Flips one byte of an object's stored data behind the store's back. */
-static int corrupt(const char *path, const struct store_hash *h)
+/* Runs sql (one '?' for a hash) on the store's database behind its back:
+ * 0 if it changed exactly one row. */
+static int on_object(const char *path, const char *sql, const struct store_hash *h)
 {
 	char db[300];
 	snprintf(db, sizeof(db), "%s/store.db", path);
@@ -114,9 +115,7 @@ static int corrupt(const char *path, const struct store_hash *h)
 	if (sqlite3_open(db, &c) != SQLITE_OK)
 		return -1;
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(c, "UPDATE objects SET data = "
-				    "substr(data, 1, 99) || x'5a' || substr(data, 101) "
-				    "WHERE hash = ?", -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(c, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_blob(st, 1, h->b, 32, SQLITE_STATIC);
 		rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(c) == 1 ? 0 : -1;
@@ -126,23 +125,17 @@ static int corrupt(const char *path, const struct store_hash *h)
 	return rc;
 }
 
-/* Deletes object h behind the store's back. */
+/* Flips one byte of an object's stored data. */
+static int corrupt(const char *path, const struct store_hash *h)
+{
+	return on_object(path, "UPDATE objects SET data = substr(data, 1, 99) || x'5a' || "
+			 "substr(data, 101) WHERE hash = ?", h);
+}
+
+/* Deletes an object. */
 static int drop_object(const char *path, const struct store_hash *h)
 {
-	char db[300];
-	snprintf(db, sizeof(db), "%s/store.db", path);
-	sqlite3 *c;
-	if (sqlite3_open(db, &c) != SQLITE_OK)
-		return -1;
-	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(c, "DELETE FROM objects WHERE hash = ?", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_blob(st, 1, h->b, 32, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(c) == 1 ? 0 : -1;
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(c);
-	return rc;
+	return on_object(path, "DELETE FROM objects WHERE hash = ?", h);
 }
 
 static void test_corruption(void)
