@@ -58,11 +58,6 @@ struct dirty_scan {
 	_Atomic size_t next;
 };
 
-static bool chunk_is_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
-}
-
 static size_t chunk_len(const struct dirty_scan *d, uint64_t c)
 {
 	uint64_t off = c * d->chunk;
@@ -86,7 +81,7 @@ static void *scan_worker(void *arg)
 			}
 			const uint8_t *p = d->ram + d->idx[k] * d->chunk;
 			size_t len = chunk_len(d, d->idx[k]);
-			if (chunk_is_zero(p, len)) {
+			if (store_is_zero(p, len)) {
 				d->what[k] = DC_ZERO;
 			} else {
 				d->what[k] = DC_DATA;

@@ -100,11 +100,6 @@ static int target_lookup(struct target *t, const char *spec, int follow, struct 
 
 /* ---- roam cat ---------------------------------------------------------- */
 
-static bool all_zero(const char *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
-}
-
 /* Copies a guest file to fd; sparse: leave holes for runs of zeros (fd is a
  * new regular file). */
 static int copy_file_out(struct ffs_fs *fs, uint64_t ino, uint64_t size, int fd, bool sparse,
@@ -124,7 +119,7 @@ static int copy_file_out(struct ffs_fs *fs, uint64_t ino, uint64_t size, int fd,
 		}
 		if (n == 0)
 			break;
-		if (sparse && all_zero(buf, (size_t)n)) {
+		if (sparse && store_is_zero(buf, (size_t)n)) {
 			off += (uint64_t)n;
 			if (lseek(fd, (off_t)off, SEEK_SET) < 0 || ftruncate(fd, (off_t)off) < 0) {
 				rc = cli_error("write failed: %s", strerror(errno));

@@ -120,18 +120,6 @@ static void fail(struct import *im, int err)
 	pthread_mutex_unlock(&im->m);
 }
 
-static bool is_zero(const uint8_t *p, size_t n)
-{
-	if (n == 0)
-		return true;
-	/* Check 16 bytes first: most data chunks fail here. */
-	size_t head = n < 16 ? n : 16;
-	for (size_t i = 0; i < head; i++)
-		if (p[i])
-			return false;
-	return !memcmp(p, p + head, n - head) ? true : false;
-}
-
 /* Bytes of chunk c of the input: the chunk size but for the last one. */
 static size_t chunk_len(const struct import *im, uint64_t c)
 {
@@ -332,7 +320,7 @@ static int process(struct worker *w, struct slot *sl)
 	struct import *im = w->im;
 	for (unsigned i = 0; i < sl->n; i++) {
 		uint8_t *p = sl->in + (size_t)i * im->chunk;
-		if (sl->what[i] == C_ZERO || is_zero(p, sl->len[i])) {
+		if (sl->what[i] == C_ZERO || store_is_zero(p, sl->len[i])) {
 			sl->what[i] = C_ZERO;
 			memset(&sl->h[i], 0, sizeof(sl->h[i]));
 			continue;

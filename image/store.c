@@ -119,6 +119,17 @@ bool store_hash_is_zero(const struct store_hash *h)
 	return !memcmp(h, &zero, sizeof(zero));
 }
 
+bool store_is_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	/* 16 bytes first: most data fails there, before a pass over it all. */
+	size_t head = n < 16 ? n : 16;
+	for (size_t i = 0; i < head; i++)
+		if (b[i])
+			return false;
+	return !memcmp(b, b + head, n - head);
+}
+
 bool store_hash_eq(const struct store_hash *a, const struct store_hash *b)
 {
 	return !memcmp(a->b, b->b, STORE_HASH_LEN);

@@ -55,6 +55,8 @@ enum store_codec { STORE_CODEC_RAW = 0, STORE_CODEC_ZSTD = 1, STORE_CODEC_DELTA 
 /* ---- hashes ---------------------------------------------------------- */
 void store_hash_buf(const void *data, size_t len, struct store_hash *ret);
 bool store_hash_is_zero(const struct store_hash *h);
+/* Whether n bytes at p are all zero (a chunk of zeros is never stored). */
+bool store_is_zero(const void *p, size_t n);
 bool store_hash_eq(const struct store_hash *a, const struct store_hash *b);
 /* Writes 64 lowercase hex digits and a NUL into out (STORE_HASH_HEX bytes). */
 void store_hash_hex(const struct store_hash *h, char *out);

@@ -330,12 +330,6 @@ static size_t chunk_len(const struct store_tree_builder *b, uint64_t idx)
 	return b->size - idx * c < c ? (size_t)(b->size - idx * c) : c;
 }
 
-static bool all_zero(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	return n == 0 || (b[0] == 0 && !memcmp(b, b + 1, n - 1));
-}
-
 /* Opens the builder's write transaction, or commits it every 256 blobs. */
 static int blob_txn(struct store_tree_builder *b, bool after)
 {
@@ -359,7 +353,7 @@ int store_tree_builder_set(struct store_tree_builder *b, uint64_t index, const v
 		return store_err(EINVAL, "chunk %llu: wrong index or length %zu",
 				 (unsigned long long)index, len);
 	struct store_hash h = { { 0 } };
-	if (!all_zero(data, len)) {
+	if (!store_is_zero(data, len)) {
 		int r = blob_txn(b, false);
 		if (!r)
 			r = store_put(b->s, STORE_BLOB, data, len, &h);

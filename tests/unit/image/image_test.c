@@ -50,6 +50,16 @@ static void test_hash_hex(void)
 	CHECK(store_hash_parse(hex, &g) == -EINVAL);
 }
 
+static void test_is_zero(void)
+{
+	static uint8_t b[100];
+	CHECK(store_is_zero(b, 0) && store_is_zero(b, 5) && store_is_zero(b, sizeof(b)));
+	b[99] = 1;
+	CHECK(!store_is_zero(b, sizeof(b)) && store_is_zero(b, 99));
+	b[3] = 1;
+	CHECK(!store_is_zero(b, 4) && store_is_zero(b, 3));
+}
+
 static void test_put_get(void)
 {
 	char path[256];
@@ -1149,6 +1159,7 @@ int main(void)
 		return 1;
 	}
 	TEST(test_hash_hex);
+	TEST(test_is_zero);
 	TEST(test_put_get);
 	TEST(test_corruption);
 	TEST(test_tree_encoding);
