@@ -379,6 +379,52 @@ int store_stat(struct store *s, const struct store_hash *h, struct store_obj_inf
 	return r;
 }
 
+/* Whether the children of tree node h (data) are stored and fit it: chunks
+ * of the size their place calls for, subtrees one level down of the same
+ * shape; what verify checks. A tree from elsewhere that did not fit would
+ * be stored, and then fail every read. */
+static int check_tree_fits(struct store *s, const struct store_hash *h, const void *data, size_t len)
+{
+	struct tree_node n, c;
+	int r = tree_node_parse(data, len, &n);
+	uint64_t span = r ? 0 : tree_child_span(n.chunk_size, n.fanout, n.level);
+	for (uint32_t k = 0; !r && k < n.count; k++) {
+		struct store_hash ch;
+		memcpy(ch.b, n.children + (size_t)k * STORE_HASH_LEN, STORE_HASH_LEN);
+		if (store_hash_is_zero(&ch))
+			continue;
+		uint64_t want = n.size - k * span < span ? n.size - k * span : span;
+		bool ok = false;
+		if (n.level == 0) {
+			struct store_obj_info info;
+			r = store_stat(s, &ch, &info);
+			ok = !r && info.kind == STORE_BLOB && info.size == want;
+		} else {
+			enum store_kind kind;
+			void *d;
+			size_t dl;
+			if (!(r = store_get(s, &ch, &kind, &d, &dl))) {
+				ok = kind == STORE_TREE && !tree_node_parse(d, dl, &c) &&
+				     c.level == n.level - 1 && c.size == want &&
+				     c.chunk_size == n.chunk_size && c.fanout == n.fanout;
+				free(d);
+			}
+		}
+		if (r == -ENOENT)
+			r = check_one(&(struct refcheck){ s, 0, "tree" }, &ch,
+				      n.level ? STORE_TREE : STORE_BLOB);
+		if (r)
+			break;
+		if (!ok) {
+			char hex[STORE_HASH_HEX];
+			store_hex(h, hex);
+			r = store_err(EBADMSG, "tree %s: child %u does not fit its place (kind, level "
+				      "or size)", hex, k);
+		}
+	}
+	return r;
+}
+
 int store_put_raw(struct store *s, const struct store_hash *h, const struct store_raw *raw)
 {
 	const struct store_obj_info *in = &raw->info;
@@ -392,7 +438,8 @@ int store_put_raw(struct store *s, const struct store_hash *h, const struct stor
 	if (r)
 		return r == -EBADMSG ? store_err(EBADMSG, "received object %s does not match "
 						 "its hash; refusing it", hex) : r;
-	r = store_check_refs(s, in->kind, plain, in->size);
+	r = in->kind == STORE_TREE ? check_tree_fits(s, h, plain, in->size) :
+				    store_check_refs(s, in->kind, plain, in->size);
 	free(plain);
 	if (r)
 		return r;

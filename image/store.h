@@ -159,7 +159,8 @@ struct store_raw {
 int store_get_raw(struct store *s, const struct store_hash *h, struct store_raw *ret);
 void store_raw_release(struct store_raw *r);   /* frees r->data */
 /* Decodes raw->data, re-hashes it (-EBADMSG unless it matches h), checks
- * references like store_put, and stores the bytes as given. */
+ * references like store_put and that a tree's children fit it (as verify
+ * does: it comes from another store), and stores the bytes as given. */
 int store_put_raw(struct store *s, const struct store_hash *h, const struct store_raw *raw);
 
 /* ---- refs ------------------------------------------------------------- */

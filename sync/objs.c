@@ -1,7 +1,7 @@
 /* Object helpers for sync and bundles (objs.h). Tree nodes are parsed here
  * from their documented encoding (image/store_int.h) only far enough to list
- * children and check that they fit; store_put_raw validates a node itself
- * (header, count) when it is stored, not its children's shapes. */
+ * children; store_put_raw validates a node itself when it is stored (its
+ * header, and that its children exist and fit it). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,54 +60,6 @@ int sync_obj_tree(const void *data, size_t len, struct sync_tree_node *ret)
 					.chunk_size = le32(p + 8), .count = count,
 					.size = (uint64_t)le32(p + 20) << 32 | le32(p + 16),
 					.children = p + 24 };
-	return 0;
-}
-
-/* Does the stored object h fit as a child of t spanning want bytes? */
-static int child_fits(struct store *s, const struct sync_tree_node *t, const struct store_hash *h,
-		      uint64_t want)
-{
-	if (t->level == 0) {
-		struct store_obj_info info;
-		int r = store_stat(s, h, &info);
-		if (r < 0)
-			return r == -ENOENT ? -EBADMSG : r;
-		return info.kind == STORE_BLOB && info.size == want ? 0 : -EBADMSG;
-	}
-	enum store_kind kind;
-	void *data;
-	size_t len;
-	int r = store_get(s, h, &kind, &data, &len);
-	if (r < 0)
-		return r == -ENOENT ? -EBADMSG : r;
-	struct sync_tree_node c;
-	r = kind == STORE_TREE && sync_obj_tree(data, len, &c) == 0 && c.level == t->level - 1 &&
-	    c.fanout == t->fanout && c.chunk_size == t->chunk_size && c.size == want ? 0 : -EBADMSG;
-	free(data);
-	return r;
-}
-
-int sync_tree_fits(struct store *s, const void *data, size_t len)
-{
-	struct sync_tree_node t;
-	if (sync_obj_tree(data, len, &t) < 0)
-		return -EBADMSG;
-	uint64_t span = t.chunk_size;
-	for (unsigned i = 0; i < t.level; i++)
-		if (__builtin_mul_overflow(span, (uint64_t)t.fanout, &span))
-			return -EBADMSG;
-	for (uint32_t k = 0; k < t.count; k++) {
-		struct store_hash h;
-		memcpy(h.b, t.children + (size_t)k * STORE_HASH_LEN, STORE_HASH_LEN);
-		if (store_hash_is_zero(&h))
-			continue;
-		uint64_t off;
-		if (__builtin_mul_overflow((uint64_t)k, span, &off) || off >= t.size)
-			return -EBADMSG;
-		int r = child_fits(s, &t, &h, t.size - off < span ? t.size - off : span);
-		if (r < 0)
-			return r;
-	}
 	return 0;
 }
 

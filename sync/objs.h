@@ -29,15 +29,6 @@ struct sync_tree_node {
 	const uint8_t *children;
 };
 int sync_obj_tree(const void *data, size_t len, struct sync_tree_node *ret);
-/* Whether every non-zero child of a decoded tree node is in the store and
- * fits its place the way `roam verify` checks it: at level 0 a blob of
- * exactly the child's span (the last one: the rest of the size), above it
- * a node one level down with the same chunk size and fanout covering that
- * span. store_put_raw checks only that children exist, so a receiver
- * calls this once the children are stored. 0, -EBADMSG if one does not
- * fit (or is missing), other -errno on store errors. */
-int sync_tree_fits(struct store *s, const void *data, size_t len);
-
 /* Calls fn for each non-zero child of a decoded tree node or commit (kind
  * of the child as the parent says). Blobs and states have none. -EBADMSG if
  * the object is malformed. */

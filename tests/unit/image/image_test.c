@@ -1087,6 +1087,38 @@ static void test_lock_timeout(void)
 
 /* Hostile bytes: mutated valid encodings and random buffers never crash the
  * parsers, and whatever they accept re-encodes to the same bytes. */
+/* A tree from another store (store_put_raw) is refused unless its children
+ * fit it as verify checks: chunks of their place's size, subtrees one
+ * level down of the same shape. */
+static void test_put_raw_tree_fit(void)
+{
+	enum { C = 4096 };
+	char path[256];
+	struct store *s = new_store(C, path, sizeof(path));
+	if (!s)
+		return;
+	static uint8_t full[C], half[C / 2];
+	test_fill_random(full, sizeof(full));
+	test_fill_random(half, sizeof(half));
+	struct store_hash hf, hh, t;
+	CHECK(!store_put(s, STORE_BLOB, full, sizeof(full), &hf));
+	CHECK(!store_put(s, STORE_BLOB, half, sizeof(half), &hh));
+	uint8_t kids[2 * 32], node[TREE_HDR + sizeof(kids)];
+	struct store_raw raw = { .info = { .kind = STORE_TREE, .codec = STORE_CODEC_RAW }, .data = node };
+	/* [full, half] over 1.5 chunks fits; [half, full] does not. */
+	for (int bad = 0; bad < 2; bad++) {
+		memcpy(kids, bad ? hh.b : hf.b, 32);
+		memcpy(kids + 32, bad ? hf.b : hh.b, 32);
+		size_t len = tree_node_encode(node, 0, TREE_FANOUT, C, C + C / 2, kids, 2);
+		raw.info.size = raw.info.stored_size = len;
+		store_hash_buf(node, len, &t);
+		CHECK_EQ(store_put_raw(s, &t, &raw), bad ? -EBADMSG : 0);
+		CHECK_EQ(store_has(s, &t), !bad);
+	}
+	CHECK(strstr(store_last_error(), "does not fit") != NULL);
+	store_free(s);
+}
+
 static void test_parsers_hostile(void)
 {
 	struct store_commit c = { .time = 42, .host = "host", .message = "msg" };
@@ -1169,6 +1201,7 @@ int main(void)
 	TEST(test_commit_encoding);
 	TEST(test_commit_store);
 	TEST(test_parsers_hostile);
+	TEST(test_put_raw_tree_fit);
 	TEST(test_refs);
 	TEST(test_gc);
 	TEST(test_verify);
