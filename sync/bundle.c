@@ -631,6 +631,9 @@ int sync_bundle_import(struct store *s, const char *file, bool force,
 			bool have = store_ref_get(s, m.refs.v[i].name, &cur) == 0;
 			if (have && store_hash_eq(&cur, &m.refs.v[i].h))
 				continue;
+			if ((rc = sync_ref_target_ok(s, m.refs.v[i].name, &m.refs.v[i].h, err,
+						     errlen)) < 0)
+				break;
 			rc = store_ref_cas(s, m.refs.v[i].name, have ? &cur : NULL, &m.refs.v[i].h);
 			if (rc < 0)
 				snprintf(err, errlen, "cannot update ref %s: %s", m.refs.v[i].name,

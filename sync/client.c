@@ -1220,6 +1220,10 @@ int sync_pull(struct store *s, const char *vm, const struct sync_opts *o,
 		bool have = store_ref_get(s, c.refs[i].name, &cur) == 0;
 		if (have && store_hash_eq(&cur, &c.refs[i].h))
 			continue;
+		if ((rc = sync_ref_target_ok(s, c.refs[i].name, &c.refs[i].h, err, errlen)) < 0) {
+			store_txn_abort(s);
+			goto out;
+		}
 		rc = store_ref_cas(s, c.refs[i].name, have ? &cur : NULL, &c.refs[i].h);
 		st->refs_updated++;
 	}

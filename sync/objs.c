@@ -63,6 +63,26 @@ int sync_obj_tree(const void *data, size_t len, struct sync_tree_node *ret)
 	return 0;
 }
 
+int sync_ref_target_ok(struct store *s, const char *name, const struct store_hash *h, char *err,
+		       size_t errlen)
+{
+	struct store_obj_info info;
+	int r = store_stat(s, h, &info);
+	if (r < 0) {
+		snprintf(err, errlen, "%s", store_last_error());
+		return r;
+	}
+	size_t n = strlen(name);
+	enum store_kind want = n >= 6 && !strcmp(name + n - 6, "/lease") ? STORE_BLOB : STORE_COMMIT;
+	if (info.kind == want)
+		return 0;
+	char hex[STORE_HASH_HEX];
+	store_hash_hex(h, hex);
+	snprintf(err, errlen, "ref %s would name %s %.16s, not a %s", name,
+		 store_kind_name(info.kind), hex, store_kind_name(want));
+	return -EBADMSG;
+}
+
 int sync_obj_children(enum store_kind kind, const void *data, size_t len,
 		      int (*fn)(void *arg, const struct store_hash *h, enum store_kind kind),
 		      void *arg)

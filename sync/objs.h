@@ -18,6 +18,12 @@
 int sync_obj_decode(const struct store_hash *h, enum store_codec codec, uint64_t size,
 		    const void *stored, size_t stored_len, void **ret);
 
+/* Whether the stored object h may be what VM ref name (one sync_ref_allowed
+ * takes) names: a blob for vms/VM/lease, a commit for the others. 0, or
+ * -EBADMSG with a line saying why in err, or another -errno (store error). */
+int sync_ref_target_ok(struct store *s, const char *name, const struct store_hash *h, char *err,
+		       size_t errlen);
+
 /* A decoded tree node, read from its documented encoding (image/
  * store_int.h): level (0: the children are blobs), fanout, chunk size,
  * logical size and count children (hashes, zero for absent ones) at

@@ -384,11 +384,17 @@ static int do_update(struct server *sv, const struct sync_frame *f)
 	for (uint32_t i = 0; i < n && !ret; i++) {
 		const struct store_hash *o = store_hash_is_zero(&u[i].old) ? NULL : &u[i].old;
 		const struct store_hash *nw = store_hash_is_zero(&u[i].new) ? NULL : &u[i].new;
-		int rc = store_ref_cas(sv->s, u[i].name, o, nw);
+		char why[400];
+		int rc = nw ? sync_ref_target_ok(sv->s, u[i].name, nw, why, sizeof(why)) : 0;
+		if (rc < 0) {
+			store_txn_abort(sv->s);
+			ret = fail(sv, -rc, "%s%s", why, NULL);
+			break;
+		}
+		rc = store_ref_cas(sv->s, u[i].name, o, nw);
 		if (rc == -ENOENT && !nw)
 			rc = 0;
 		if (rc < 0) {
-			char why[400];
 			snprintf(why, sizeof(why), "%s", rc == -ESTALE
 				 ? "it moved during the transfer; run the command again"
 				 : store_last_error());

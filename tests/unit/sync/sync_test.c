@@ -863,6 +863,19 @@ static void bundle_import_checks(void)
 			 -EBADMSG);
 		CHECK(strstr(err, "manifest is malformed") && !strchr(err, '\033'));
 	}
+	/* A VM's head names a commit: one naming a blob this store has is
+	 * refused, the ref untouched. */
+	struct store_hash blob;
+	char man[512], hex[STORE_HASH_HEX];
+	CHECK_EQ(store_put(b, STORE_BLOB, "not a commit", 12, &blob), 0);
+	store_hash_hex(&blob, hex);
+	snprintf(man, sizeof(man), "roam-bundle 1\nvm blobby\nref vms/blobby/head %s\nend\n", hex);
+	CHECK_EQ(write_manifest_only(file, man), 0);
+	err[0] = 0;
+	CHECK_EQ(sync_bundle_import(b, file, true, NULL, vm, sizeof(vm), &st, err, sizeof(err)),
+		 -EBADMSG);
+	CHECK(strstr(err, "not a commit") != NULL);
+	CHECK_EQ(store_ref_get(b, "vms/blobby/head", &h), -ENOENT);
 	store_free(a);
 	store_free(b);
 }
