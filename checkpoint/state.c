@@ -330,8 +330,16 @@ int ckpt_state_load(struct vm *vm, const void *buf, size_t len, char *err, size_
 		return -ENOMEM;
 	struct section sec;
 	char tag[5];
+	/* MACH comes first and once, as ckpt_state_peek (which resume uses
+	 * to size the machine) reads it. */
 	while ((rc = next_section(&r, &left, &sec)) == 1) {
 		tag_str(sec.tag, tag);
+		if ((sec.tag == TAG_MACH) == have_mach) {
+			snprintf(err, errlen, have_mach ? "the machine state has a second MACH section (corrupt)"
+				 : "the machine state does not start with its MACH section");
+			rc = -EINVAL;
+			break;
+		}
 		if (sec.tag == TAG_MACH) {
 			if ((rc = read_mach(&sec, &mach, err, errlen)) < 0)
 				break;
@@ -350,11 +358,6 @@ int ckpt_state_load(struct vm *vm, const void *buf, size_t len, char *err, size_
 			vm->tsc_epoch_ns = now_ns();
 			vm->tsc_offset = mach.guest_tsc;
 		} else if (sec.tag == TAG_VCPU) {
-			if (!have_mach) {
-				snprintf(err, errlen, "machine state section VCPU comes before MACH (corrupt)");
-				rc = -EINVAL;
-				break;
-			}
 			if (sec.version != 1) {
 				snprintf(err, errlen, "machine state section VCPU version %u is not supported", sec.version);
 				rc = -EPROTONOSUPPORT;
@@ -372,6 +375,11 @@ int ckpt_state_load(struct vm *vm, const void *buf, size_t len, char *err, size_
 			}
 			cpu++;
 		} else if (sec.tag == TAG_DEV) {
+			if (sec.version != 1) {
+				snprintf(err, errlen, "machine state section DEV version %u is not supported", sec.version);
+				rc = -EPROTONOSUPPORT;
+				break;
+			}
 			struct rec_reader *b = &sec.body;
 			char id[256], type[256];
 			uint8_t idlen = rec_get_u8(b);
@@ -396,8 +404,10 @@ int ckpt_state_load(struct vm *vm, const void *buf, size_t len, char *err, size_
 				rc = -EPROTONOSUPPORT;
 				break;
 			}
-			if (dev->type->load && (rc = dev->type->load(dev, b, version)) < 0) {
+			if ((dev->type->load && (rc = dev->type->load(dev, b, version)) < 0) ||
+			    b->err || b->pos != b->len) {
 				snprintf(err, errlen, "device %s: its saved state is corrupt", id);
+				rc = rc < 0 ? rc : -EINVAL;
 				break;
 			}
 			dev = dev->next;

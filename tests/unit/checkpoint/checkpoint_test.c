@@ -315,6 +315,65 @@ static void test_state_unknown_section(void)
 	vm_free(b);
 }
 
+/* The loader reads sections as ckpt_state_peek does: MACH first and once;
+ * a device record is read to its end, no bytes left over. */
+static void test_state_section_rules(void)
+{
+	void *buf;
+	size_t len, len2;
+	CHECK_EQ(saved_state(&buf, &len), 0);
+	struct vm *b = new_vm(1);
+	CHECK(b);
+	if (!b)
+		return;
+	char err[512] = "";
+	uint8_t *p = buf, *two = add_section(buf, len, "MACH", 1, 1, &len2);
+	CHECK(two && ckpt_state_load(b, two, len2, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "second MACH"));
+	free(two);
+	/* An optional section before MACH: peek refuses it, so load does. */
+	uint8_t *opt = add_section(buf, len, "OPTL", 1, 0, &len2), *first = malloc(len2);
+	CHECK(opt && first);
+	if (opt && first) {
+		memcpy(first, opt, 12);
+		memcpy(first + 12, opt + len, 17);
+		memcpy(first + 29, opt + 12, len - 12);
+		struct ckpt_mach m;
+		CHECK_EQ(ckpt_state_peek(first, len2, &m, err, sizeof(err)), -EINVAL);
+		CHECK_EQ(ckpt_state_load(b, first, len2, err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "does not start with its MACH section"));
+		CHECK_EQ(ckpt_state_load(b, opt, len2, err, sizeof(err)), 0);
+	}
+	free(opt);
+	free(first);
+	/* The last section is a device's: one byte more in it is corrupt. */
+	size_t off = 12, last = 0;
+	while (off + 12 <= len) {
+		last = off;
+		off += 12 + ((uint32_t)p[off + 8] | (uint32_t)p[off + 9] << 8 | (uint32_t)p[off + 10] << 16);
+	}
+	CHECK(off == len && !memcmp(p + last, "DEV ", 4));
+	uint8_t *more = malloc(len + 1);
+	CHECK(more);
+	if (more) {
+		memcpy(more, buf, len);
+		more[len] = 0;
+		uint32_t n = (uint32_t)p[last + 8] | (uint32_t)p[last + 9] << 8 | (uint32_t)p[last + 10] << 16;
+		put_le32(more + last + 8, n + 1);
+		err[0] = 0;
+		CHECK_EQ(ckpt_state_load(b, more, len + 1, err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "saved state is corrupt"));
+		/* DEV with another section version. */
+		memcpy(more, buf, len);
+		more[last + 4] = 2;
+		CHECK_EQ(ckpt_state_load(b, more, len, err, sizeof(err)), -EPROTONOSUPPORT);
+		CHECK(strstr(err, "DEV version 2"));
+	}
+	free(more);
+	free(buf);
+	vm_free(b);
+}
+
 static void test_state_truncated_corrupt(void)
 {
 	void *buf;
@@ -832,6 +891,7 @@ int main(void)
 	TEST(test_state_roundtrip);
 	TEST(test_state_unknown_major);
 	TEST(test_state_unknown_section);
+	TEST(test_state_section_rules);
 	TEST(test_state_truncated_corrupt);
 	TEST(test_state_hostile_device_names);
 	TEST(test_config_roundtrip);
