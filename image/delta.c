@@ -172,7 +172,8 @@ static int prev_bases(struct store *s, const struct store_hash *prev, size_t len
 			memcpy(old, prefix, len);
 	} else if ((n = store_delta_bases(raw.data, raw.info.stored_size, base)) > 0) {
 		for (int i = 0; i < n; i++) {
-			int ok = !store_fetch_raw(s, &base[i], &b) && load_base(s, &base[i], &b, len, prefix, plen);
+			int ok = !store_fetch_raw(s, &base[i], &b) &&
+				 load_base(s, &base[i], &b, len, prefix, plen);
 			store_raw_release(&b);
 			if (!ok)
 				n = 0;
@@ -215,9 +216,11 @@ int store_blob_encode_like(struct store *s, const void *data, size_t len, const 
 {
 	struct store_hash base[STORE_DELTA_BASES];
 	size_t plen = 0, n = 0;
+	/* The bases' contents, then the previous version's. */
 	uint8_t *prefix = store_hash_is_zero(prev) ? NULL : malloc((STORE_DELTA_BASES + 1) * len);
-	int nb = prefix ? prev_bases(s, prev, len, base, prefix, &plen, prefix + STORE_DELTA_BASES * len) : 0;
-	uint8_t *out = nb && alike(data, prefix + STORE_DELTA_BASES * len, len) ?
+	uint8_t *old = prefix ? prefix + STORE_DELTA_BASES * len : NULL;
+	int nb = prefix ? prev_bases(s, prev, len, base, prefix, &plen, old) : 0;
+	uint8_t *out = nb && alike(data, old, len) ?
 		       malloc(STORE_DELTA_HDR(nb) + store_compress_bound(len)) : NULL;
 	/* The same rule as a full save's: a quarter of the chunk at most, or
 	 * an eighth less than its plain encoding. */
