@@ -40,26 +40,36 @@ struct refcheck {
 	struct store *s;
 	int r;
 	const char *what;
+	bool kinds;     /* check the kind too (a commit's few children) */
 };
 
 static int check_one(void *arg, const struct store_hash *h, enum store_kind kind)
 {
 	struct refcheck *c = arg;
-	int r = store_has(c->s, h);
+	struct store_obj_info info;
+	int r;
+	if (c->kinds) {
+		r = store_stat(c->s, h, &info);
+		r = r == 0 ? 1 : r == -ENOENT ? 0 : r;
+	} else {
+		r = store_has(c->s, h);
+	}
 	if (r < 0)
 		return r;
-	if (r == 0) {
-		char hex[STORE_HASH_HEX];
-		store_hex(h, hex);
+	char hex[STORE_HASH_HEX];
+	store_hex(h, hex);
+	if (r == 0)
 		return store_err(ENOENT, "%s references %s %s, which is not in the store",
 				 c->what, store_kind_name(kind), hex);
-	}
+	if (c->kinds && info.kind != kind)
+		return store_err(EBADMSG, "%s references %s as a %s; it is a %s", c->what, hex,
+				 store_kind_name(kind), store_kind_name(info.kind));
 	return 0;
 }
 
 int store_check_refs(struct store *s, enum store_kind kind, const void *data, size_t len)
 {
-	struct refcheck c = { s, 0, store_kind_name(kind) };
+	struct refcheck c = { s, 0, store_kind_name(kind), kind == STORE_COMMIT };
 	return store_children(kind, data, len, check_one, &c);
 }
 
@@ -411,7 +421,7 @@ static int check_tree_fits(struct store *s, const struct store_hash *h, const vo
 			}
 		}
 		if (r == -ENOENT)
-			r = check_one(&(struct refcheck){ s, 0, "tree" }, &ch,
+			r = check_one(&(struct refcheck){ s, 0, "tree", false }, &ch,
 				      n.level ? STORE_TREE : STORE_BLOB);
 		if (r)
 			break;

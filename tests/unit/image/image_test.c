@@ -492,6 +492,13 @@ static void test_commit_store(void)
 	/* A commit whose parent is missing is refused. */
 	store_hash_buf("ghost", 5, &c2.parents[0]);
 	CHECK_EQ(store_commit_put(s, &c2, &h2), -ENOENT);
+	/* So is one whose parent or root is not of the kind it says. */
+	c2.parents[0] = cfg;
+	CHECK_EQ(store_commit_put(s, &c2, &h2), -EBADMSG);
+	CHECK(strstr(store_last_error(), "it is a blob") != NULL);
+	c2.parents[0] = h;
+	CHECK(!store_commit_add_root(&c2, "memory", STORE_TREE, &cfg));
+	CHECK_EQ(store_commit_put(s, &c2, &h2), -EBADMSG);
 	store_free(s);
 }
 
