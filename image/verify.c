@@ -24,6 +24,7 @@ struct verify {
 	struct vobj *o;
 	size_t n, cap, n_existing;   /* o[0..n_existing) sorted; missing appended */
 	struct store_hash *edges;
+	uint8_t *edge_kinds;         /* the kind the parent says the child is */
 	size_t n_edges, cap_edges;
 	struct store_verify_report *rep;
 	char pending_reason[128];
@@ -70,16 +71,19 @@ static int add_bad(struct verify *v, struct vobj *o, const char *fmt, ...)
 
 static int add_edge(void *arg, const struct store_hash *h, enum store_kind kind)
 {
-	(void)kind;
 	struct verify *v = arg;
 	if (v->n_edges == v->cap_edges) {
 		size_t cap = v->cap_edges ? v->cap_edges * 2 : 4096;
 		void *e = realloc(v->edges, cap * sizeof(*v->edges));
-		if (!e)
+		if (e)
+			v->edges = e;
+		void *k = e ? realloc(v->edge_kinds, cap) : NULL;
+		if (!k)
 			return store_err(ENOMEM, "out of memory");
-		v->edges = e;
+		v->edge_kinds = k;
 		v->cap_edges = cap;
 	}
+	v->edge_kinds[v->n_edges] = (uint8_t)kind;
 	v->edges[v->n_edges++] = *h;
 	return 0;
 }
@@ -187,7 +191,8 @@ static int add_missing(struct verify *v, const struct store_hash *h, const struc
 		       store_kind_name(parent->kind), hex);
 }
 
-/* Pass 2: each reference exists and fits (tree shape, chunk sizes). */
+/* Pass 2: each reference exists and fits (a commit's children are of the
+ * kinds it names; tree shape, chunk sizes). */
 static int check_refs(struct verify *v)
 {
 	int r = 0;
@@ -203,6 +208,14 @@ static int check_refs(struct verify *v)
 			if (!co) {
 				r = add_missing(v, c, &v->o[i]);
 				o = &v->o[i];   /* v->o may have moved */
+				continue;
+			}
+			enum store_kind said = v->edge_kinds[o->child_off + k];
+			if (o->kind == STORE_COMMIT && co->kind && co->kind != said) {
+				char hex[STORE_HASH_HEX];
+				store_hex(c, hex);
+				r = add_bad(v, o, "references %.16s... as a %s; it is a %s", hex,
+					    store_kind_name(said), store_kind_name(co->kind));
 				continue;
 			}
 			if (o->kind != STORE_TREE || co->bad || !co->kind)
@@ -346,6 +359,7 @@ int store_verify(struct store *s, const struct store_progress *progress,
 	free(w.stack);
 	free(v.o);
 	free(v.edges);
+	free(v.edge_kinds);
 	if (r) {
 		store_verify_report_free(v.rep);
 		return r;

@@ -671,6 +671,26 @@ static void test_verify(void)
 	CHECK(!corrupt(path, &root));
 	CHECK_EQ(store_gc(s, NULL, &st), -EBADMSG);
 	store_free(s);
+	/* A commit whose root is not the kind it names (the row's kind changed
+	 * behind the store's back): verify names the commit and its ref. */
+	s = new_store(0, path, sizeof(path));
+	if (!s)
+		return;
+	struct store_hash node, c;
+	uint8_t kids[32] = { 0 }, enc[TREE_HDR + 32];
+	size_t len = tree_node_encode(enc, 0, TREE_FANOUT, 65536, 1, kids, 1);
+	CHECK(!store_put(s, STORE_TREE, enc, len, &node));
+	struct store_commit cm = { .time = 1, .host = "h" };
+	CHECK(!store_commit_add_root(&cm, "memory", STORE_TREE, &node));
+	CHECK(!store_commit_put(s, &cm, &c) && !store_ref_cas(s, "vms/k/head", NULL, &c));
+	CHECK_EQ(store_verify(s, NULL, &rep), 0);
+	store_verify_report_free(rep);
+	CHECK(!on_object(path, "UPDATE objects SET kind = 1 WHERE hash = ?", &node));
+	CHECK_EQ(store_verify(s, NULL, &rep), 1);
+	CHECK(rep && rep->n_bad == 1 && store_hash_eq(&rep->bad[0].hash, &c) &&
+	      strstr(rep->bad[0].reason, "as a tree; it is a blob") && rep->n_bad_refs == 1);
+	store_verify_report_free(rep);
+	store_free(s);
 }
 
 static void test_import_export(void)
