@@ -275,15 +275,14 @@ static int tree_nonzero(struct store *s, const struct store_hash *h, uint64_t *r
 		store_hex(h, hex);
 		return store_err(EBADMSG, "object %s is not a valid tree", hex);
 	}
-	uint64_t span = tree_child_span(n.chunk_size, n.fanout, n.level), sum = 0;
+	uint64_t sum = 0;
 	for (uint32_t i = 0; i < n.count && !r; i++) {
 		struct store_hash c;
 		memcpy(c.b, n.children + (size_t)i * STORE_HASH_LEN, STORE_HASH_LEN);
 		if (store_hash_is_zero(&c))
 			continue;
-		uint64_t csize = n.size - i * span < span ? n.size - i * span : span;
 		if (n.level == 0) {
-			sum += csize;
+			sum += tree_child_size(&n, i);
 		} else {
 			uint64_t sub;
 			r = tree_nonzero(s, &c, &sub);

@@ -395,28 +395,28 @@ int store_stat(struct store *s, const struct store_hash *h, struct store_obj_inf
  * be stored, and then fail every read. */
 static int check_tree_fits(struct store *s, const struct store_hash *h, const void *data, size_t len)
 {
-	struct tree_node n, c;
+	struct tree_node n;
 	int r = tree_node_parse(data, len, &n);
-	uint64_t span = r ? 0 : tree_child_span(n.chunk_size, n.fanout, n.level);
 	for (uint32_t k = 0; !r && k < n.count; k++) {
 		struct store_hash ch;
 		memcpy(ch.b, n.children + (size_t)k * STORE_HASH_LEN, STORE_HASH_LEN);
 		if (store_hash_is_zero(&ch))
 			continue;
-		uint64_t want = n.size - k * span < span ? n.size - k * span : span;
+		struct tree_node c = { 0 };
 		bool ok = false;
 		if (n.level == 0) {
 			struct store_obj_info info;
-			r = store_stat(s, &ch, &info);
-			ok = !r && info.kind == STORE_BLOB && info.size == want;
+			if (!(r = store_stat(s, &ch, &info))) {
+				c.size = info.size;
+				ok = tree_child_fits(&n, k, info.kind, &c);
+			}
 		} else {
 			enum store_kind kind;
 			void *d;
 			size_t dl;
 			if (!(r = store_get(s, &ch, &kind, &d, &dl))) {
 				ok = kind == STORE_TREE && !tree_node_parse(d, dl, &c) &&
-				     c.level == n.level - 1 && c.size == want &&
-				     c.chunk_size == n.chunk_size && c.fanout == n.fanout;
+				     tree_child_fits(&n, k, kind, &c);
 				free(d);
 			}
 		}

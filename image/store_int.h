@@ -257,6 +257,13 @@ struct tree_node {
 int tree_node_parse(const void *data, size_t len, struct tree_node *ret);
 /* Span of one child of a level-k node; 0 on overflow. */
 uint64_t tree_child_span(uint32_t chunk_size, unsigned fanout, unsigned level);
+/* Logical bytes under child k of node n (the last child: the rest). */
+uint64_t tree_child_size(const struct tree_node *n, uint64_t k);
+/* Whether an object of kind, described by c (a blob: only c->size), fits as
+ * child k of n: a blob of exactly its bytes at level 0, above it a node one
+ * level down with n's chunk size and fanout covering them. */
+bool tree_child_fits(const struct tree_node *n, uint64_t k, enum store_kind kind,
+		     const struct tree_node *c);
 /* Level of the root for a file of size bytes. */
 unsigned tree_root_level(uint64_t size, uint32_t chunk_size, unsigned fanout);
 /* Encodes a node into buf (TREE_HDR + 32*count bytes). */

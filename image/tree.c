@@ -15,6 +15,21 @@ uint64_t tree_child_span(uint32_t chunk_size, unsigned fanout, unsigned level)
 	return span;
 }
 
+uint64_t tree_child_size(const struct tree_node *n, uint64_t k)
+{
+	uint64_t span = tree_child_span(n->chunk_size, n->fanout, n->level);
+	return n->size - k * span < span ? n->size - k * span : span;
+}
+
+bool tree_child_fits(const struct tree_node *n, uint64_t k, enum store_kind kind,
+		     const struct tree_node *c)
+{
+	uint64_t want = tree_child_size(n, k);
+	return n->level ? kind == STORE_TREE && c->level == n->level - 1 && c->size == want &&
+			  c->chunk_size == n->chunk_size && c->fanout == n->fanout
+			: kind == STORE_BLOB && c->size == want;
+}
+
 unsigned tree_root_level(uint64_t size, uint32_t chunk_size, unsigned fanout)
 {
 	unsigned level = 0;

@@ -220,13 +220,11 @@ static int check_refs(struct verify *v)
 			}
 			if (o->kind != STORE_TREE || co->bad || !co->kind)
 				continue;
-			uint64_t span = tree_child_span(o->chunk, o->fanout, o->level);
-			uint64_t want = o->size - k * span < span ? o->size - k * span : span;
-			bool ok = o->level ? co->kind == STORE_TREE && co->level == o->level - 1 &&
-					     co->size == want && co->chunk == o->chunk &&
-					     co->fanout == o->fanout
-					   : co->kind == STORE_BLOB && co->size == want;
-			if (!ok) {
+			struct tree_node pn = { .level = o->level, .fanout = o->fanout,
+						.chunk_size = o->chunk, .size = o->size };
+			struct tree_node cn = { .level = co->level, .fanout = co->fanout,
+						.chunk_size = co->chunk, .size = co->size };
+			if (!tree_child_fits(&pn, k, co->kind, &cn)) {
 				char hex[STORE_HASH_HEX];
 				store_hex(&o->h, hex);
 				r = add_bad(v, co, "does not fit its place in tree %.16s... "
