@@ -164,7 +164,7 @@ static int prev_bases(struct store *s, const struct store_hash *prev, size_t len
 		return 0;
 	int n = 0;
 	if (raw.info.size != len || raw.info.kind != STORE_BLOB) {
-		n = 0;
+		/* not this chunk's previous version */
 	} else if (raw.info.codec != STORE_CODEC_DELTA) {
 		base[0] = *prev;
 		n = load_base(s, prev, &raw, len, prefix, plen);
@@ -197,16 +197,14 @@ static bool alike(const uint8_t *a, const uint8_t *b, size_t len)
 	return n && same * 4 >= n;
 }
 
-/* Writes into out the delta of data against the n bases (prefix) if it
- * takes at most cap bytes; its length, or 0. */
-static size_t delta_within(struct store *s, const void *data, size_t len, const uint8_t *prefix,
-			   size_t plen, const struct store_hash *base, int n, uint8_t *out, size_t cap)
+size_t store_delta_encode(struct store *s, const void *data, size_t len, const void *prefix,
+			  size_t plen, const struct store_hash *base, unsigned n, uint8_t *out, size_t cap)
 {
 	size_t hdr = STORE_DELTA_HDR(n), z;
 	if (cap <= hdr || store_compress_prefix(s, data, len, prefix, plen, out + hdr, cap - hdr, &z))
 		return 0;
 	out[0] = (uint8_t)n;
-	for (int i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++)
 		memcpy(out + 1 + (size_t)i * STORE_HASH_LEN, base[i].b, STORE_HASH_LEN);
 	return hdr + z;
 }
@@ -225,13 +223,13 @@ int store_blob_encode_like(struct store *s, const void *data, size_t len, const 
 	/* The same rule as a full save's: a quarter of the chunk at most, or
 	 * an eighth less than its plain encoding. */
 	if (out)
-		n = delta_within(s, data, len, prefix, plen, base, nb, out, len / 4);
+		n = store_delta_encode(s, data, len, prefix, plen, base, (unsigned)nb, out, len / 4);
 	int r = 0;
 	if (!n) {
 		r = store_blob_encode(s, data, len, h, ret);
 		if (!r && out && ret->stored_len > len / 4 &&
-		    (n = delta_within(s, data, len, prefix, plen, base, nb, out,
-				      ret->stored_len - ret->stored_len / 8)))
+		    (n = store_delta_encode(s, data, len, prefix, plen, base, (unsigned)nb, out,
+					    ret->stored_len - ret->stored_len / 8)))
 			store_blob_release(ret);
 	}
 	if (n) {

@@ -301,16 +301,16 @@ static unsigned delta_bases(struct worker *w, struct slot *sl, unsigned i, const
 static bool delta_encode(struct worker *w, struct slot *sl, unsigned i,
 			 const struct sim_base *base, unsigned nb, size_t plen, size_t cap)
 {
-	size_t hdr = STORE_DELTA_HDR(nb), n;
-	if (cap <= hdr || store_compress_prefix(w->im->s, sl->in + (size_t)i * w->im->chunk,
-						sl->len[i], w->bases, plen, w->delta, cap - hdr, &n))
-		return false;
-	uint8_t *dst = sl->out + sl->out_off[i];
-	dst[0] = (uint8_t)nb;
+	struct store_hash h[STORE_DELTA_BASES];
 	for (unsigned k = 0; k < nb; k++)
-		memcpy(dst + 1 + (size_t)k * STORE_HASH_LEN, base[k].h.b, STORE_HASH_LEN);
-	memcpy(dst + hdr, w->delta, n);
-	sl->out_len[i] = hdr + n;
+		h[k] = base[k].h;
+	/* Into w->delta first: the plain encoding may be in sl->out already. */
+	size_t n = store_delta_encode(w->im->s, sl->in + (size_t)i * w->im->chunk, sl->len[i],
+				      w->bases, plen, h, nb, w->delta, cap);
+	if (!n)
+		return false;
+	memcpy(sl->out + sl->out_off[i], w->delta, n);
+	sl->out_len[i] = n;
 	sl->codec[i] = STORE_CODEC_DELTA;
 	return true;
 }

@@ -178,6 +178,11 @@ bool store_delta_base_ok(enum store_kind kind, uint64_t size, enum store_codec c
 /* Decodes such a base's row into out (b->info.size bytes) without re-hashing
  * it (a delta's own hash catches a wrong base): 0 or -EBADMSG. */
 int store_delta_base_decode(struct store *s, const struct store_raw *b, void *out);
+/* Writes into out a delta of data (len bytes) against the n bases whose
+ * contents are prefix (plen bytes) if it takes at most cap bytes: its
+ * length, or 0. */
+size_t store_delta_encode(struct store *s, const void *data, size_t len, const void *prefix,
+			  size_t plen, const struct store_hash *base, unsigned n, uint8_t *out, size_t cap);
 /* Decodes a delta's stored bytes into out (size bytes): reads its bases. */
 int store_delta_decode(struct store *s, const struct store_hash *h, const void *stored,
 		       size_t stored_len, void *out, size_t size);
