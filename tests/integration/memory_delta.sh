@@ -33,6 +33,16 @@ wait_out() {
 }
 bail() { fail "$1" "$2"; exit 0; }
 sums() { tr -d '\r' < "out.$runno" | sed -n "s/^$1 //p" | head -1; }
+suspend_md() { $R suspend md > susp.out 2>&1 || bail "$1" "$(cat susp.out)"; wait "$pid"; pid=; }
+delta_blobs() { $R du --json | sed 's/.*"delta_blobs":\([0-9]*\).*/\1/'; }
+# resume_same TAG TEST SUM: resumed, the guest finds a and b as they were.
+resume_same() {
+	run
+	say "echo $1 \$(cat /tmp/a /tmp/b | md5sum)"
+	wait_out "^$1 [0-9a-f]{32}" 120 || bail "$2" "$(cat "err.$runno")"
+	[ "$(sums "$1")" = "$3" ] && pass "${2}_same_bytes" ||
+		fail "${2}_same_bytes" "$3 before, $(sums "$1") after"
+}
 
 run
 wait_out '^roam-guest: disk mounted' 240 || bail memory_delta_boot "$(tail -c 300 "out.$runno")"
@@ -41,34 +51,23 @@ wait_out READY2 60 || bail memory_delta_boot "no shell"
 say 'head -c 1048576 /dev/urandom > /tmp/a; (head -c 1000 /dev/zero; cat /tmp/a /tmp/a) > /tmp/b; echo SUM1 $(cat /tmp/a /tmp/b | md5sum)'
 wait_out '^SUM1 [0-9a-f]{32}' 120 || bail memory_delta_data "$(tail -c 300 "out.$runno")"
 sum1=$(sums SUM1)
-$R suspend md > susp.out 2>&1 || bail memory_delta_suspend "$(cat susp.out)"
-wait "$pid"; pid=
-deltas=$($R du --json | sed 's/.*"delta_blobs":\([0-9]*\).*/\1/')
+suspend_md memory_delta_suspend
+deltas=$(delta_blobs)
 # 2 MiB of copies are 128 chunks of 16 KiB; their bases are a's 64.
 [ "$deltas" -ge 100 ] && pass "memory_delta_stored ($deltas delta blobs)" ||
 	fail memory_delta_stored "$deltas delta blobs after the suspend"
-run
-say 'echo SUM2 $(cat /tmp/a /tmp/b | md5sum)'
-wait_out '^SUM2 [0-9a-f]{32}' 120 || bail memory_delta_resume "$(cat "err.$runno")"
-[ "$(sums SUM2)" = "$sum1" ] && pass memory_delta_resume_same_bytes ||
-	fail memory_delta_resume_same_bytes "$sum1 before, $(sums SUM2) after"
+resume_same SUM2 memory_delta_resume "$sum1"
 # A few bytes changed in 16 pages of a: the second suspend stores those
 # chunks as deltas against their previous versions, which read back right.
 say 'for i in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do printf roam | dd of=/tmp/a bs=1 seek=$((i * 65536 + 777)) conv=notrunc 2>/dev/null; done; echo SUM3 $(cat /tmp/a /tmp/b | md5sum)'
 wait_out '^SUM3 [0-9a-f]{32}' 120 || bail memory_delta_change "$(tail -c 300 "out.$runno")"
 sum3=$(sums SUM3)
-$R suspend md > susp.out 2>&1 || bail memory_delta_suspend2 "$(cat susp.out)"
-wait "$pid"; pid=
-deltas2=$($R du --json | sed 's/.*"delta_blobs":\([0-9]*\).*/\1/')
+suspend_md memory_delta_suspend2
+deltas2=$(delta_blobs)
 [ "$deltas2" -ge $((deltas + 8)) ] && pass "memory_delta_incremental ($((deltas2 - deltas)) more)" ||
 	fail memory_delta_incremental "$deltas delta blobs after the first suspend, $deltas2 after the second"
-run
-say 'echo SUM4 $(cat /tmp/a /tmp/b | md5sum)'
-wait_out '^SUM4 [0-9a-f]{32}' 120 || bail memory_delta_resume2 "$(cat "err.$runno")"
-[ "$(sums SUM4)" = "$sum3" ] && pass memory_delta_resume2_same_bytes ||
-	fail memory_delta_resume2_same_bytes "$sum3 before, $(sums SUM4) after"
-$R suspend md > susp.out 2>&1 || bail memory_delta_suspend3 "$(cat susp.out)"
-wait "$pid"; pid=
+resume_same SUM4 memory_delta_resume2 "$sum3"
+suspend_md memory_delta_suspend3
 check memory_delta_verify $R verify
 check memory_delta_bundle $R bundle create md -o md.bundle
 $R init "$T/other" >/dev/null
